@@ -1,0 +1,37 @@
+# Shared set-up for bin/chorus and bin/test (sourced, not run).
+# Creates .venv on first use and reinstalls only when pyproject.toml or the extras change.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+
+pick_python() {
+  for py in "${CHORUS_PYTHON:-}" python3.12 python3.11 python3.10 python3; do
+    [ -n "$py" ] || continue
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "chorus: needs Python 3.10 or newer (python3 -m venv); set CHORUS_PYTHON" >&2
+  return 1
+}
+
+ensure_venv() {  # $1: extras, e.g. "test"
+  local extras="$1" stamp want
+  want="$( (cat "$root/pyproject.toml"; echo "extras=$extras") | sha256sum | cut -c1-16)"
+  stamp="$venv/.chorus-stamp-$want"
+  if [ -f "$stamp" ]; then return 0; fi
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "chorus: creating $venv" >&2
+    "$(pick_python)" -m venv "$venv"
+  fi
+  echo "chorus: installing packages into $venv (first run only)" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+  local spec="$root"
+  [ -n "$extras" ] && spec="$root[$extras]"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
+  rm -f "$venv"/.chorus-stamp-*
+  touch "$stamp"
+}
+
+ensure_model() {  # installs the Kokoro model into the store when it is not there (idempotent, fast)
+  "$venv/bin/chorus" models install kokoro >/dev/null
+}

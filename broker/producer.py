@@ -1,0 +1,162 @@
+"""Producer API, sync and asyncio: text in, request id out, in one atomic script call.
+
+Both clients share :func:`prepare`, which validates and segments the text and
+builds the script's arguments; they differ only in how they talk to Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from broker.scripts import ENQUEUE, script_source
+from broker.segment import segment_text
+from models.catalog import Catalog, load_catalog
+from shared.errors import ChorusError, RedisUnavailable, TextError
+from shared.keys import GROUP, LANES, Keys, new_request_id, validate_tenant
+from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
+
+__all__ = [
+    "PRIORITIES",
+    "AsyncProducer",
+    "EnqueueResult",
+    "PreparedRequest",
+    "Producer",
+    "prepare",
+]
+
+PRIORITIES = ("interactive", "batch")
+REQUEST_TTL_S = 24 * 3600
+"""How long request metadata lives when nobody finishes it."""
+AUDIO_TTL_S = 3600
+"""How long an audio stream lives before completion (the worker shortens it at the end)."""
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    request_id: str
+    segments: int
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    request_id: str
+    keys: list[str]
+    args: list[Any]
+    audio_key: str
+    header: bytes
+    segments: int
+    sample_rate: int
+
+
+def _lane_number(priority: str, seq: int) -> int:
+    if priority == "batch":
+        return LANES.index("batch") + 1
+    # the first segment of an interactive request is real-time: it decides first audio
+    return LANES.index("rt" if seq == 0 else "interactive") + 1
+
+
+def prepare(
+    text: str,
+    *,
+    tenant: str,
+    keys: Keys,
+    catalog: Catalog,
+    voice: str | None = None,
+    priority: str = "interactive",
+    speed: float = 1.0,
+    deadline_s: float | None = None,
+    request_id: str | None = None,
+) -> PreparedRequest:
+    """Validate and segment a request; nothing touches Redis here."""
+    validate_tenant(tenant)
+    spec = catalog.voice(voice)
+    model = catalog.models[spec.model]
+    if priority not in PRIORITIES:
+        raise ChorusError(f"priority must be one of {PRIORITIES}, got {priority!r}")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ChorusError(f"speed must be within [{MIN_SPEED}, {MAX_SPEED}], got {speed}")
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TextError(f"text is not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
+    segments = segment_text(text)
+    rid = request_id or new_request_id(keys.shard)
+    now_ms = int(time.time() * 1000)
+    deadline_ms = int(now_ms + deadline_s * 1000) if deadline_s else 0
+    args: list[Any] = [tenant, rid, spec.name, now_ms, deadline_ms, REQUEST_TTL_S, GROUP, len(segments)]
+    for seq, seg in enumerate(segments):
+        job = SegmentJob(rid, seq, seg.text, spec.name, spec.lang, speed, seg.pause_ms, now_ms)
+        args += [_lane_number(priority, seq), encode_segment(job)]
+    key_list = [
+        keys.request(rid),
+        keys.depth(),
+        keys.active(),
+        keys.active_set(),
+        keys.wake(),
+        *(keys.queue(tenant, lane) for lane in LANES),
+    ]
+    header = encode_frame(HeaderFrame(rid, len(segments), spec.name, model.sample_rate, tenant))
+    return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), model.sample_rate)
+
+
+def _translate(exc: redis.RedisError, url: str) -> ChorusError:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return RedisUnavailable(url, str(exc))
+    return ChorusError(f"enqueue refused by Redis: {exc}")
+
+
+def _url(client: redis.Redis | aredis.Redis) -> str:
+    kw = client.connection_pool.connection_kwargs
+    return f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+
+
+class Producer:
+    """Synchronous producer. ``enqueue`` returns as soon as Redis has the request."""
+
+    def __init__(self, client: redis.Redis, *, keys: Keys | None = None, catalog: Catalog | None = None) -> None:
+        self._r = client
+        self.keys = keys or Keys()
+        self.catalog = catalog or load_catalog()
+        self._script = client.register_script(script_source(ENQUEUE))
+
+    def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
+        req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
+        try:
+            self._script(keys=req.keys, args=req.args)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.xadd(req.audio_key, {"f": req.header})
+            pipe.expire(req.audio_key, AUDIO_TTL_S)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise _translate(exc, _url(self._r)) from exc
+        return EnqueueResult(req.request_id, req.segments, req.sample_rate)
+
+
+class AsyncProducer:
+    """asyncio producer with the same contract as :class:`Producer`."""
+
+    def __init__(self, client: aredis.Redis, *, keys: Keys | None = None, catalog: Catalog | None = None) -> None:
+        self._r = client
+        self.keys = keys or Keys()
+        self.catalog = catalog or load_catalog()
+        self._script = client.register_script(script_source(ENQUEUE))
+
+    async def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
+        req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
+        try:
+            await self._script(keys=req.keys, args=req.args)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.xadd(req.audio_key, {"f": req.header})
+            pipe.expire(req.audio_key, AUDIO_TTL_S)
+            await pipe.execute()
+        except redis.RedisError as exc:
+            raise _translate(exc, _url(self._r)) from exc
+        return EnqueueResult(req.request_id, req.segments, req.sample_rate)

@@ -1,0 +1,197 @@
+"""The ``chorus`` command: a thin layer over the broker, worker, subscriber and model store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.config import RedisSettings
+from shared.connection import sync_client
+from shared.errors import ChorusError, ConfigError
+
+log = logging.getLogger("chorus")
+
+
+def _redis(args: argparse.Namespace, *, required: bool = True) -> RedisSettings | None:
+    settings = RedisSettings.from_env(args.redis)
+    if settings is None and required:
+        raise ConfigError("no Redis given: pass --redis redis://host:6379/0 or set CHORUS_REDIS_URL")
+    return settings
+
+
+def _text(value: str) -> str:
+    if value != "-":
+        return value
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ChorusError(f"standard input is not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
+
+
+def cmd_speak(args: argparse.Namespace) -> int:
+    from chorus.speak import speak, speak_embedded
+
+    text = _text(args.text)
+    settings = _redis(args, required=False)
+    opts: dict[str, Any] = {"tenant": args.tenant, "voice": args.voice, "speed": args.speed, "timeout_s": args.timeout}
+    if settings is None:
+        print("starting embedded redis-server and a worker (model load and warm-up)...", file=sys.stderr)
+        res = speak_embedded(text, args.output, threads=args.threads, device=args.device, **opts)
+    else:
+        res = speak(sync_client(settings), text, args.output, **opts)
+    print(f"request         {res.request_id} ({res.segments} segments)")
+    print(f"first audio     {res.first_audio_s * 1000:.0f} ms")
+    print(f"total           {res.total_s:.2f} s")
+    print(f"audio           {res.audio_s:.2f} s")
+    print(f"real-time factor {res.rtf:.3f} (total / audio; below 1 is faster than real time)")
+    print(f"wrote           {args.output}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.engine import load_engine
+    from workers.worker import Worker, WorkerConfig
+
+    settings = _redis(args)
+    assert settings is not None
+    engine = load_engine(threads=args.threads, device=args.device)
+    config = WorkerConfig(claim_count=args.claim)
+    if args.name:
+        config.name = args.name
+    worker = Worker(sync_client(settings), engine, config=config)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    print(f"worker {config.name} on {settings.safe_url()}: voices {', '.join(engine.voices())}", file=sys.stderr)
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        worker.stop()
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from broker.producer import Producer
+
+    settings = _redis(args)
+    assert settings is not None
+    res = Producer(sync_client(settings)).enqueue(
+        _text(args.text), tenant=args.tenant, voice=args.voice, priority=args.priority, speed=args.speed
+    )
+    print(res.request_id)
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from chorus.speak import listen_to_wav
+
+    settings = _redis(args)
+    assert settings is not None
+    first, audio_s = listen_to_wav(sync_client(settings), args.request_id, args.output, timeout_s=args.timeout)
+    print(f"wrote {args.output}: {audio_s:.2f} s of audio, first audio after {first * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from models.catalog import load_catalog
+
+    cat = load_catalog()
+    defaults = set(cat.default_voices.values())
+    for name, v in sorted(cat.voices.items()):
+        mark = " (default)" if name in defaults else ""
+        print(f"{name:16} {v.lang:4} {v.model:8} {v.gender:7} {v.note}{mark}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.catalog import load_catalog
+    from workers.model_store import ModelStore
+
+    cat, store = load_catalog(), ModelStore()
+    if args.action == "install":
+        for model_id in args.ids or list(cat.models):
+            if model_id not in cat.models:
+                raise ConfigError(f"unknown model {model_id!r}; catalog has {', '.join(cat.models)}")
+            path = store.install(cat.models[model_id], force=args.force)
+            print(f"{model_id}: installed in {path}")
+    else:
+        for model_id, spec in cat.models.items():
+            state = "installed" if store.is_installed(spec) else "not installed"
+            print(f"{model_id:8} {spec.version:8} {state:14} {spec.title}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chorus", description="Multi-tenant speech synthesis over Redis.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def redis_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--redis", help="redis://host:port/db (default: $CHORUS_REDIS_URL)")
+
+    def model_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+        sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+    s = sub.add_parser("speak", help="synthesise text through the queue into a WAV file")
+    s.add_argument("text", help="text to speak, or - for standard input")
+    s.add_argument("-o", "--output", type=Path, default=Path("speech.wav"))
+    s.add_argument("--voice", default=None)
+    s.add_argument("--tenant", default="default")
+    s.add_argument("--speed", type=float, default=1.0)
+    s.add_argument("--timeout", type=float, default=120.0, help="seconds without audio before giving up")
+    redis_opt(s)
+    model_opts(s)
+    s.set_defaults(func=cmd_speak)
+
+    w = sub.add_parser("worker", help="run a synthesis worker")
+    w.add_argument("--claim", type=int, default=1, help="segments per claim")
+    w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
+    redis_opt(w)
+    model_opts(w)
+    w.set_defaults(func=cmd_worker)
+
+    e = sub.add_parser("enqueue", help="enqueue text; prints the request id at once")
+    e.add_argument("text", help="text to speak, or - for standard input")
+    e.add_argument("--tenant", required=True)
+    e.add_argument("--voice", default=None)
+    e.add_argument("--priority", choices=["interactive", "batch"], default="interactive")
+    e.add_argument("--speed", type=float, default=1.0)
+    redis_opt(e)
+    e.set_defaults(func=cmd_enqueue)
+
+    li = sub.add_parser("listen", help="subscribe to a request's audio and write it as WAV")
+    li.add_argument("request_id")
+    li.add_argument("-o", "--output", type=Path, default=Path("speech.wav"))
+    li.add_argument("--timeout", type=float, default=120.0)
+    redis_opt(li)
+    li.set_defaults(func=cmd_listen)
+
+    v = sub.add_parser("voices", help="list the voices")
+    v.set_defaults(func=cmd_voices)
+
+    m = sub.add_parser("models", help="install or list models")
+    m.add_argument("action", choices=["install", "list"])
+    m.add_argument("ids", nargs="*")
+    m.add_argument("--force", action="store_true", help="reinstall even if present")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ChorusError as exc:
+        print(f"chorus: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Subscriber API, sync and asyncio: a request's audio, in order, exactly as the client should hear it.
+
+Frames are read from the request's audio stream with XREAD BLOCK, reordered by
+(segment, index), de-duplicated, and yielded until the end marker. An error
+frame raises :class:`~shared.errors.RequestFailed`; silence for longer than the
+timeout raises :class:`~shared.errors.StreamTimeout`. Both clients share the
+pure :class:`StreamState`; they differ only in how they wait on Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import redis
+import redis.asyncio as aredis
+
+from shared.errors import ProtocolError, RedisUnavailable, RequestFailed, RequestNotFound, StreamTimeout
+from shared.keys import Keys
+from shared.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, decode_frame
+
+__all__ = ["AsyncSubscriber", "Reorderer", "StreamState", "Subscriber"]
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT_S = 60.0
+BLOCK_MS = 1000
+READ_COUNT = 256
+
+
+class Reorderer:
+    """Puts audio frames back in (segment, index) order and drops duplicates."""
+
+    def __init__(self) -> None:
+        self.segment = 0
+        self.index = 0
+        self._held: dict[tuple[int, int], AudioFrame] = {}
+        self.duplicates = 0
+
+    def push(self, frame: AudioFrame) -> list[AudioFrame]:
+        key = (frame.segment, frame.index)
+        if key < (self.segment, self.index) or key in self._held:
+            self.duplicates += 1
+            return []
+        self._held[key] = frame
+        ready: list[AudioFrame] = []
+        while (nxt := self._held.pop((self.segment, self.index), None)) is not None:
+            ready.append(nxt)
+            if nxt.last:
+                self.segment, self.index = self.segment + 1, 0
+            else:
+                self.index += 1
+        return ready
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+
+class StreamState:
+    """Everything a subscriber knows about one request's stream so far."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.last_id = "0"
+        self.header: HeaderFrame | None = None
+        self.end: EndFrame | None = None
+        self.order = Reorderer()
+        self.last_progress = time.monotonic()
+
+    def feed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AudioFrame]:
+        ready: list[AudioFrame] = []
+        for entry_id, fields in entries:
+            self.last_id = entry_id.decode()
+            self.last_progress = time.monotonic()
+            raw = fields.get(b"f")
+            if raw is None:
+                raise ProtocolError("f", f"audio stream entry {self.last_id} has no 'f' field")
+            frame = decode_frame(raw)
+            if isinstance(frame, AudioFrame):
+                ready.extend(self.order.push(frame))
+            elif isinstance(frame, HeaderFrame):
+                self.header = frame
+            elif isinstance(frame, ErrorFrame):
+                raise RequestFailed(self.request_id, frame.code, frame.message, frame.segment)
+            else:
+                self.end = frame
+        return ready
+
+    @property
+    def finished(self) -> bool:
+        # The end marker is written after every segment's frames, so once it is seen
+        # the reorderer must have reached the last segment.
+        return self.end is not None and self.order.segment >= self.end.segments
+
+    def check_complete(self) -> None:
+        """After the end marker every frame must have arrived: a gap is an error, not a hang."""
+        if self.end is not None and not self.finished:
+            raise RequestFailed(
+                self.request_id,
+                "incomplete",
+                f"end marker after {self.order.segment} of {self.end.segments} segments",
+                self.order.segment,
+            )
+
+    def check_timeout(self, timeout_s: float) -> None:
+        waited = time.monotonic() - self.last_progress
+        if waited > timeout_s:
+            raise StreamTimeout(self.request_id, waited)
+
+
+def _entries(resp: list[list[object]] | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    if not resp:
+        return []
+    return resp[0][1]  # type: ignore[return-value]
+
+
+class Subscriber:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+        self._r = client
+        self.keys = keys or Keys()
+
+    def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[AudioFrame]:
+        """Yield the request's audio frames in order until its end marker."""
+        keys = self.keys.for_request(request_id)
+        audio = keys.audio(request_id)
+        state = StreamState(request_id)
+        try:
+            if not self._r.exists(audio, keys.request(request_id)):
+                raise RequestNotFound(request_id)
+            while not state.finished:
+                resp = self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
+                yield from state.feed(_entries(resp))
+                state.check_complete()
+                state.check_timeout(timeout_s)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise RedisUnavailable(str(self._r), str(exc)) from exc
+
+
+class AsyncSubscriber:
+    def __init__(self, client: aredis.Redis, keys: Keys | None = None) -> None:
+        self._r = client
+        self.keys = keys or Keys()
+
+    async def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
+        keys = self.keys.for_request(request_id)
+        audio = keys.audio(request_id)
+        state = StreamState(request_id)
+        try:
+            if not await self._r.exists(audio, keys.request(request_id)):
+                raise RequestNotFound(request_id)
+            while not state.finished:
+                resp = await self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
+                for frame in state.feed(_entries(resp)):
+                    yield frame
+                state.check_complete()
+                state.check_timeout(timeout_s)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise RedisUnavailable(str(self._r), str(exc)) from exc

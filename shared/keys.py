@@ -1,0 +1,124 @@
+"""Every Redis key name chorus uses; no key string is formatted anywhere else.
+
+Keys of one shard share the hash tag ``{<shard>}`` so the enqueue and claim
+scripts each run on one Redis Cluster node. A request's audio stream has its own
+tag ``{r:<request>}`` so audio traffic spreads over the cluster. Request ids
+carry their shard (``<shard>.<token>``), so any component finds a request's keys
+from its id alone.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from shared.config import DEFAULT_PREFIX, DEFAULT_SHARD
+from shared.errors import RequestNotFound, UnknownTenant
+
+__all__ = [
+    "GROUP",
+    "LANES",
+    "Keys",
+    "new_request_id",
+    "shard_of",
+    "validate_tenant",
+]
+
+GROUP = "workers"
+"""Consumer group that every worker joins on every lane stream."""
+
+LANES: tuple[str, ...] = ("rt", "interactive", "batch")
+"""Lanes in strict priority order."""
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SHARD_RE = re.compile(r"^[a-z0-9]{1,8}$")
+_REQUEST_RE = re.compile(r"^([a-z0-9]{1,8})\.([A-Za-z0-9_-]{22})$")
+
+
+def validate_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+        raise UnknownTenant(str(tenant), f"tenant names match {_TENANT_RE.pattern}")
+    return tenant
+
+
+def new_request_id(shard: str = DEFAULT_SHARD) -> str:
+    """An unguessable id (128 random bits) that names its shard."""
+    return f"{shard}.{secrets.token_urlsafe(16)}"
+
+
+def shard_of(request_id: str) -> str:
+    m = _REQUEST_RE.match(request_id) if isinstance(request_id, str) else None
+    if not m:
+        raise RequestNotFound(str(request_id))
+    return m.group(1)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names of one deployment (prefix) and one shard."""
+
+    prefix: str = DEFAULT_PREFIX
+    shard: str = DEFAULT_SHARD
+
+    def __post_init__(self) -> None:
+        if not _SHARD_RE.match(self.shard):
+            raise ValueError(f"shard {self.shard!r} must match {_SHARD_RE.pattern}")
+
+    @property
+    def _s(self) -> str:
+        return f"{self.prefix}:{{{self.shard}}}"
+
+    def queue_prefix(self) -> str:
+        """Prefix of the lane streams, completed in Lua as ``<prefix><tenant>:<lane>``."""
+        return f"{self._s}:q:"
+
+    def queue(self, tenant: str, lane: str) -> str:
+        if lane not in LANES:
+            raise ValueError(f"unknown lane {lane!r}")
+        return f"{self.queue_prefix()}{validate_tenant(tenant)}:{lane}"
+
+    def tenants(self) -> str:
+        return f"{self._s}:tenants"
+
+    def active(self) -> str:
+        """List of tenants with queued work, in round-robin order."""
+        return f"{self._s}:active"
+
+    def active_set(self) -> str:
+        """Set mirror of :meth:`active`, for O(1) membership."""
+        return f"{self._s}:active:set"
+
+    def depth(self) -> str:
+        """Hash of undelivered segment counts: ``<tenant>`` and ``<tenant>:<lane>``."""
+        return f"{self._s}:depth"
+
+    def wake(self) -> str:
+        return f"{self._s}:wake"
+
+    def dead(self) -> str:
+        return f"{self._s}:dead"
+
+    def request(self, request_id: str) -> str:
+        self._check_shard(request_id)
+        return f"{self._s}:req:{request_id}"
+
+    def audio(self, request_id: str) -> str:
+        shard_of(request_id)
+        return f"{self.prefix}:{{r:{request_id}}}:audio"
+
+    def workers(self) -> str:
+        """Sorted set of worker ids scored by last heartbeat (ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker_info(self) -> str:
+        """Hash worker id -> JSON description (models, device, threads)."""
+        return f"{self.prefix}:workers:info"
+
+    def _check_shard(self, request_id: str) -> None:
+        if shard_of(request_id) != self.shard:
+            raise RequestNotFound(request_id)
+
+    def for_request(self, request_id: str) -> Keys:
+        """The keys of the shard that owns ``request_id``."""
+        return Keys(self.prefix, shard_of(request_id))

@@ -1,0 +1,295 @@
+"""Wire protocol v1: msgpack codecs for segment entries and audio frames.
+
+docs/PROTOCOL.md is the normative text; this module implements it. Decoding is
+strict: bounded sizes, no ext types, string keys only, typed fields, and a
+:class:`~shared.errors.ProtocolError` naming the field for anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+import msgpack
+
+from shared.errors import ProtocolError
+
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "MAX_FRAME_BYTES",
+    "MAX_REQUEST_TEXT_BYTES",
+    "MAX_SEGMENTS",
+    "MAX_SEGMENT_TEXT_BYTES",
+    "PROTOCOL_VERSION",
+    "AudioFrame",
+    "EndFrame",
+    "ErrorFrame",
+    "Frame",
+    "HeaderFrame",
+    "SegmentJob",
+    "decode_frame",
+    "decode_segment",
+    "encode_frame",
+    "encode_segment",
+]
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_TEXT_BYTES = 64 * 1024
+"""Largest request text (UTF-8 bytes) a producer accepts."""
+MAX_SEGMENTS = 2048
+"""Most segments one request may have."""
+MAX_SEGMENT_TEXT_BYTES = 2048
+"""Largest text of one segment (UTF-8 bytes)."""
+MAX_ENTRY_BYTES = 8 * 1024
+"""Largest encoded segment payload."""
+MAX_FRAME_BYTES = 64 * 1024
+"""Largest encoded frame (100 ms of 48 kHz PCM16 is 9,600 bytes)."""
+MAX_PAUSE_MS = 10_000
+MAX_ID_LEN = 64
+MAX_VOICE_LEN = 64
+MAX_MESSAGE_LEN = 1024
+
+FRAME_HEADER = "header"
+FRAME_AUDIO = "audio"
+FRAME_ERROR = "error"
+FRAME_END = "end"
+
+
+def _ext_refused(code: int, data: bytes) -> Any:
+    raise ProtocolError("payload", f"msgpack ext type {code} is not allowed")
+
+
+def _unpack(data: bytes, limit: int, what: str) -> dict[str, Any]:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProtocolError(what, f"expected bytes, got {type(data).__name__}")
+    if len(data) > limit:
+        raise ProtocolError(what, f"{len(data)} bytes exceeds the limit of {limit}")
+    try:
+        obj = msgpack.unpackb(
+            bytes(data),
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_ext_refused,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=64,
+            max_map_len=32,
+        )
+    except ProtocolError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(what, f"invalid UTF-8 in a string: {exc.reason}") from None
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(what, f"not valid msgpack: {type(exc).__name__}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(what, f"expected a map, got {type(obj).__name__}")
+    version = obj.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("v", f"unsupported protocol version {version!r} (this side speaks {PROTOCOL_VERSION})")
+    return obj
+
+
+def _pack(obj: dict[str, Any]) -> bytes:
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
+
+
+def _str(obj: dict[str, Any], key: str, max_len: int, *, empty_ok: bool = False) -> str:
+    val = obj.get(key)
+    if not isinstance(val, str):
+        raise ProtocolError(key, f"expected a string, got {type(val).__name__}")
+    if len(val) > max_len:
+        raise ProtocolError(key, f"longer than {max_len} characters")
+    if not val and not empty_ok:
+        raise ProtocolError(key, "must not be empty")
+    return val
+
+
+def _int(obj: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    val = obj.get(key)
+    if isinstance(val, bool) or not isinstance(val, int):
+        raise ProtocolError(key, f"expected an integer, got {type(val).__name__}")
+    if not lo <= val <= hi:
+        raise ProtocolError(key, f"{val} outside [{lo}, {hi}]")
+    return val
+
+
+def _float(obj: dict[str, Any], key: str, lo: float, hi: float) -> float:
+    val = obj.get(key)
+    if isinstance(val, bool) or not isinstance(val, (int, float)):
+        raise ProtocolError(key, f"expected a number, got {type(val).__name__}")
+    fval = float(val)
+    if not math.isfinite(fval) or not lo <= fval <= hi:
+        raise ProtocolError(key, f"{val} outside [{lo}, {hi}]")
+    return fval
+
+
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    val = obj.get(key)
+    if not isinstance(val, bool):
+        raise ProtocolError(key, f"expected a boolean, got {type(val).__name__}")
+    return val
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """One segment of a request, as a lane stream entry carries it."""
+
+    request_id: str
+    seq: int
+    """0-based index of the segment within its request."""
+    text: str
+    """Text to speak; may be empty when the segment is only a pause."""
+    voice: str
+    lang: str
+    speed: float = 1.0
+    pause_ms: int = 0
+    """Silence appended after the speech (from ``<break>`` tags)."""
+    enqueued_ms: int = 0
+
+
+def encode_segment(job: SegmentJob) -> bytes:
+    return _pack(
+        {
+            "v": PROTOCOL_VERSION,
+            "req": job.request_id,
+            "seq": job.seq,
+            "text": job.text,
+            "voice": job.voice,
+            "lang": job.lang,
+            "speed": job.speed,
+            "pause_ms": job.pause_ms,
+            "t": job.enqueued_ms,
+        }
+    )
+
+
+def decode_segment(data: bytes) -> SegmentJob:
+    obj = _unpack(data, MAX_ENTRY_BYTES, "segment")
+    text = _str(obj, "text", MAX_SEGMENT_TEXT_BYTES, empty_ok=True)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_TEXT_BYTES:
+        raise ProtocolError("text", f"more than {MAX_SEGMENT_TEXT_BYTES} UTF-8 bytes")
+    return SegmentJob(
+        request_id=_str(obj, "req", MAX_ID_LEN),
+        seq=_int(obj, "seq", 0, MAX_SEGMENTS - 1),
+        text=text,
+        voice=_str(obj, "voice", MAX_VOICE_LEN),
+        lang=_str(obj, "lang", 16),
+        speed=_float(obj, "speed", 0.25, 4.0),
+        pause_ms=_int(obj, "pause_ms", 0, MAX_PAUSE_MS),
+        enqueued_ms=_int(obj, "t", 0, 2**53),
+    )
+
+
+@dataclass(frozen=True)
+class HeaderFrame:
+    """First entry of an audio stream, written by the producer."""
+
+    request_id: str
+    segments: int
+    voice: str
+    sample_rate: int
+    tenant: str
+
+
+@dataclass(frozen=True)
+class AudioFrame:
+    """At most 100 ms of mono PCM16 little-endian audio."""
+
+    segment: int
+    index: int
+    last: bool
+    """True on the final frame of its segment."""
+    sample_rate: int
+    pcm: bytes
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ErrorFrame:
+    code: str
+    message: str
+    segment: int | None = None
+
+
+@dataclass(frozen=True)
+class EndFrame:
+    segments: int
+    status: str = "ok"
+
+
+Frame = Union[HeaderFrame, AudioFrame, ErrorFrame, EndFrame]
+
+
+def encode_frame(frame: Frame) -> bytes:
+    if isinstance(frame, AudioFrame):
+        return _pack(
+            {
+                "v": PROTOCOL_VERSION,
+                "t": FRAME_AUDIO,
+                "seg": frame.segment,
+                "idx": frame.index,
+                "last": frame.last,
+                "sr": frame.sample_rate,
+                "att": frame.attempt,
+                "pcm": frame.pcm,
+            }
+        )
+    if isinstance(frame, HeaderFrame):
+        return _pack(
+            {
+                "v": PROTOCOL_VERSION,
+                "t": FRAME_HEADER,
+                "req": frame.request_id,
+                "segments": frame.segments,
+                "voice": frame.voice,
+                "sr": frame.sample_rate,
+                "tenant": frame.tenant,
+                "format": "s16le",
+                "channels": 1,
+            }
+        )
+    if isinstance(frame, ErrorFrame):
+        return _pack(
+            {"v": PROTOCOL_VERSION, "t": FRAME_ERROR, "code": frame.code[:MAX_ID_LEN],
+             "msg": frame.message[:MAX_MESSAGE_LEN], "seg": frame.segment}
+        )
+    return _pack({"v": PROTOCOL_VERSION, "t": FRAME_END, "segments": frame.segments, "status": frame.status})
+
+
+def decode_frame(data: bytes) -> Frame:
+    obj = _unpack(data, MAX_FRAME_BYTES, "frame")
+    kind = obj.get("t")
+    if kind == FRAME_AUDIO:
+        pcm = obj.get("pcm")
+        if not isinstance(pcm, bytes):
+            raise ProtocolError("pcm", f"expected bytes, got {type(pcm).__name__}")
+        if len(pcm) % 2:
+            raise ProtocolError("pcm", "odd byte count for PCM16")
+        return AudioFrame(
+            segment=_int(obj, "seg", 0, MAX_SEGMENTS - 1),
+            index=_int(obj, "idx", 0, 2**31),
+            last=_bool(obj, "last"),
+            sample_rate=_int(obj, "sr", 8000, 192000),
+            pcm=pcm,
+            attempt=_int(obj, "att", 1, 1000),
+        )
+    if kind == FRAME_HEADER:
+        return HeaderFrame(
+            request_id=_str(obj, "req", MAX_ID_LEN),
+            segments=_int(obj, "segments", 1, MAX_SEGMENTS),
+            voice=_str(obj, "voice", MAX_VOICE_LEN),
+            sample_rate=_int(obj, "sr", 8000, 192000),
+            tenant=_str(obj, "tenant", MAX_ID_LEN),
+        )
+    if kind == FRAME_ERROR:
+        seg = obj.get("seg")
+        return ErrorFrame(
+            code=_str(obj, "code", MAX_ID_LEN),
+            message=_str(obj, "msg", MAX_MESSAGE_LEN, empty_ok=True),
+            segment=None if seg is None else _int(obj, "seg", 0, MAX_SEGMENTS - 1),
+        )
+    if kind == FRAME_END:
+        return EndFrame(segments=_int(obj, "segments", 1, MAX_SEGMENTS), status=_str(obj, "status", 32))
+    raise ProtocolError("t", f"unknown frame type {kind!r}")

@@ -1,0 +1,68 @@
+"""Test helpers: a tiny Kokoro-shaped ONNX model built with onnx.helper, and engines around it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from workers.engine import Engine
+from workers.frontend_zh import MandarinFrontend
+from workers.kokoro import KokoroBackend
+
+# The symbol set of Kokoro v1.0 (the real vocabulary's keys, in id order): the tiny
+# model accepts the same phonemes as the real one.
+SYMBOLS = (
+    ';:,.!?—…"()“” \u0303ʣʥʦʨᵝꭧAIOQSTWYᵊabcdefhijklmnopqrstuvwxyzɑɐɒæβɔɕçɖðʤəɚɛɜɟɡɥɨɪʝɯɰŋɳɲɴøɸθœɹɾɻʁɽʂʃʈʧ'
+    "ʊʋʌɣɤχʎʒʔˈˌːʰʲ↓→↗↘ᵻ"
+)
+SAMPLES_PER_TOKEN = 240  # 10 ms at 24 kHz
+TINY_VOICES = ("jm_kumo", "jf_alpha")
+
+
+def tiny_model_bytes() -> bytes:
+    """Kokoro's interface (tokens, style, speed -> audio) with 10 ms of tone per token, peaks 1.2."""
+    nodes = [
+        helper.make_node("Cast", ["tokens"], ["tf"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["tf", "col"], ["col_t"]),
+        helper.make_node("Tile", ["col_t", "reps"], ["tiled"]),
+        helper.make_node("Reshape", ["tiled", "flat"], ["wave_in"]),
+        helper.make_node("Mul", ["wave_in", "freq"], ["phase"]),
+        helper.make_node("Sin", ["phase"], ["sine"]),
+        helper.make_node("Mul", ["sine", "gain"], ["loud"]),
+        helper.make_node("Div", ["loud", "speed"], ["audio"]),
+    ]
+    inits = [
+        helper.make_tensor("col", TensorProto.INT64, [2], [-1, 1]),
+        helper.make_tensor("reps", TensorProto.INT64, [2], [1, SAMPLES_PER_TOKEN]),
+        helper.make_tensor("flat", TensorProto.INT64, [1], [-1]),
+        helper.make_tensor("freq", TensorProto.FLOAT, [], [0.7]),
+        helper.make_tensor("gain", TensorProto.FLOAT, [], [1.2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny-kokoro",
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, "n"]),
+            helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, 256]),
+            helper.make_tensor_value_info("speed", TensorProto.FLOAT, [1]),
+        ],
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["m"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def tiny_backend() -> KokoroBackend:
+    vocab = {c: i + 1 for i, c in enumerate(SYMBOLS)}
+    rng = np.random.default_rng(0)
+    voices = {v: rng.standard_normal((510, 1, 256)).astype(np.float32) for v in TINY_VOICES}
+    return KokoroBackend(tiny_model_bytes(), vocab, voices, model_id="tiny", threads=1, device="cpu")
+
+
+def tiny_engine() -> Engine:
+    backend = tiny_backend()
+    return Engine(backends={v: backend for v in TINY_VOICES}, frontends={"zh": MandarinFrontend()})

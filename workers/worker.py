@@ -1,0 +1,201 @@
+"""The worker loop: wait for work, claim, synthesise, publish frames, acknowledge.
+
+A segment's frames are XADDed to the request's audio stream as each model call
+finishes; only then is the lane entry acknowledged and deleted (at-least-once).
+The worker that completes a request's last segment writes the end marker and
+sets the stream's expiry. Anything that cannot be served becomes an error
+frame (when the request can be identified) and a dead letter, and the worker
+goes on serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import redis
+
+from broker.claim import Claimed, Claimer
+from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
+from shared.errors import ChorusError, ProtocolError, RequestNotFound
+from shared.keys import Keys, shard_of
+from shared.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_segment, encode_frame
+from workers.engine import Engine
+
+__all__ = ["Worker", "WorkerConfig"]
+
+log = logging.getLogger(__name__)
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+
+
+@dataclass
+class WorkerConfig:
+    name: str = field(default_factory=_default_name)
+    """Consumer name in the group; unique per worker."""
+    claim_count: int = 1
+    """Segments claimed per script call."""
+    idle_wait_s: float = 1.0
+    """Longest blocking wait for a wake-up before claiming again."""
+    frame_ms: int = DEFAULT_FRAME_MS
+    """Longest audio frame."""
+    audio_ttl_s: int = 300
+    """How long a finished request's audio stays readable."""
+    heartbeat_s: float = 2.0
+
+
+class _FrameSink:
+    """Numbers a segment's frames and holds the newest one back so the last can be flagged."""
+
+    def __init__(self, client: redis.Redis, key: str, job: SegmentJob, sample_rate: int, frame_ms: int) -> None:
+        self._r, self._key, self._job = client, key, job
+        self._sr, self._ms = sample_rate, frame_ms
+        self._held: bytes | None = None
+        self.index = 0
+        self.first_frame_at: float | None = None
+
+    def _frame(self, pcm: bytes, last: bool) -> bytes:
+        frame = AudioFrame(self._job.seq, self.index, last, self._sr, pcm)
+        self.index += 1
+        return encode_frame(frame)
+
+    def add(self, pcm: bytes) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for chunk in frame_pcm(pcm, self._sr, self._ms):
+            if self._held is not None:
+                pipe.xadd(self._key, {"f": self._frame(self._held, False)})
+            self._held = chunk
+        if len(pipe):
+            pipe.execute()
+            if self.first_frame_at is None:
+                self.first_frame_at = time.perf_counter()
+
+    def close(self) -> None:
+        self._r.xadd(self._key, {"f": self._frame(self._held or b"", True)})
+
+
+class Worker:
+    def __init__(self, client: redis.Redis, engine: Engine, *, keys: Keys | None = None,
+                 config: WorkerConfig | None = None) -> None:  # fmt: skip
+        self._r = client
+        self.engine = engine
+        self.keys = keys or Keys()
+        self.config = config or WorkerConfig()
+        self.claimer = Claimer(client, self.keys)
+        self.stop_event = threading.Event()
+        self.served = 0
+        self.failed = 0
+        self._last_beat = 0.0
+
+    # -- loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("worker %s serving voices %s", self.config.name, ", ".join(self.engine.voices()))
+        while not self.stop_event.is_set():
+            try:
+                if not self.run_once():
+                    self.claimer.wait_for_work(self.config.idle_wait_s)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in 1 s", exc)
+                self.stop_event.wait(1.0)
+        self._r.zrem(self.keys.workers(), self.config.name)
+        self._r.hdel(self.keys.worker_info(), self.config.name)
+        log.info("worker %s stopped after %d segments", self.config.name, self.served)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run_once(self) -> int:
+        """Claim and serve one batch; returns how many segments were claimed."""
+        self.heartbeat()
+        items = self.claimer.claim(self.config.name, self.config.claim_count)
+        for item in items:
+            self.serve(item)
+        return len(items)
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_beat < self.config.heartbeat_s:
+            return
+        self._last_beat = now
+        info = {"voices": self.engine.voices(), "pid": os.getpid(), "served": self.served,
+                "devices": sorted({b.device for b in self.engine.backends.values()})}  # fmt: skip
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zadd(self.keys.workers(), {self.config.name: int(now * 1000)})
+        pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
+        pipe.execute()
+
+    # -- one segment --------------------------------------------------------------------
+
+    def serve(self, item: Claimed) -> None:
+        rid = item.request_id
+        try:
+            if rid is None:
+                raise ProtocolError("r", "entry has no request id")
+            shard_of(rid)
+            payload = item.payload
+            if payload is None:
+                raise ProtocolError("p", "entry has no payload")
+            job = decode_segment(payload)
+            if job.request_id != rid:
+                raise ProtocolError("req", "payload request id differs from the entry's")
+        except (ProtocolError, RequestNotFound) as exc:
+            self._reject(item, rid, "malformed_entry", str(exc))
+            return
+        try:
+            self._synthesise(job)
+        except (ChorusError, KeyError, ValueError, RuntimeError) as exc:
+            log.exception("segment %s/%d failed", job.request_id, job.seq)
+            self._error(item, job.request_id, "synthesis_failed", f"{type(exc).__name__}: {exc}", job.seq)
+            return
+        self.served += 1
+        self._complete(item, job.request_id, ok=True)
+
+    def _synthesise(self, job: SegmentJob) -> None:
+        sr = self.engine.sample_rate(job.voice)
+        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms)
+        t0 = time.perf_counter()
+        for audio in self.engine.render(job):
+            sink.add(to_pcm16(np.asarray(audio, dtype=np.float32)))
+        if job.pause_ms:
+            sink.add(silence_pcm(job.pause_ms, sr))
+        sink.close()
+        log.debug("segment %s/%d: %d frames in %.3fs", job.request_id, job.seq, sink.index, time.perf_counter() - t0)
+
+    def _complete(self, item: Claimed, rid: str, ok: bool) -> None:
+        done = self.claimer.complete(item, rid, ok)
+        if done.finished:
+            audio = self.keys.audio(rid)
+            status = "ok" if done.failed == 0 else "error"
+            pipe = self._r.pipeline(transaction=False)
+            pipe.xadd(audio, {"f": encode_frame(EndFrame(done.segments, status))})
+            pipe.expire(audio, self.config.audio_ttl_s)
+            pipe.execute()
+
+    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int | None) -> None:
+        self.failed += 1
+        self._r.xadd(self.keys.audio(rid), {"f": encode_frame(ErrorFrame(code, message, seq))})
+        self.claimer.dead_letter_record(item, f"{code}: {message}", self.config.name)
+        self._complete(item, rid, ok=False)
+
+    def _reject(self, item: Claimed, rid: str | None, code: str, message: str) -> None:
+        """A malformed entry: dead-letter it; tell the request's listener when there is one."""
+        self.failed += 1
+        known = False
+        if rid is not None:
+            try:
+                known = bool(self._r.exists(self.keys.request(rid)))
+            except RequestNotFound:
+                known = False
+        if known and rid is not None:
+            self._error(item, rid, code, message, None)
+        else:
+            self.claimer.dead_letter(item, f"{code}: {message}", self.config.name)
