@@ -66,6 +66,7 @@ class StreamState:
         self.header: HeaderFrame | None = None
         self.end: EndFrame | None = None
         self.order = Reorderer()
+        self.error: RequestFailed | None = None
         self.last_progress = time.monotonic()
 
     def feed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AudioFrame]:
@@ -82,7 +83,9 @@ class StreamState:
             elif isinstance(frame, HeaderFrame):
                 self.header = frame
             elif isinstance(frame, ErrorFrame):
-                raise RequestFailed(self.request_id, frame.code, frame.message, frame.segment)
+                # deliver what came before the error, then raise (see check_complete)
+                self.error = RequestFailed(self.request_id, frame.code, frame.message, frame.segment)
+                break
             else:
                 self.end = frame
         return ready
@@ -94,7 +97,9 @@ class StreamState:
         return self.end is not None and self.order.segment >= self.end.segments
 
     def check_complete(self) -> None:
-        """After the end marker every frame must have arrived: a gap is an error, not a hang."""
+        """Raise a pending error frame; after the end marker a gap is an error, not a hang."""
+        if self.error is not None:
+            raise self.error
         if self.end is not None and not self.finished:
             raise RequestFailed(
                 self.request_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 
 import jieba
 from misaki.transcription import pinyin_to_ipa
@@ -41,6 +42,7 @@ _LETTERS = {
 }  # fmt: skip
 
 
+_TONES = frozenset("↓→↗↘")
 _NUMERALS = set("零一二三四五六七八九十百千万亿点")
 
 
@@ -145,4 +147,6 @@ class MandarinFrontend:
             parts.append(self._han(run) if _HAN.match(run) else f" {spell_latin(run)} ")
             pos = m.end()
         parts.append(text[pos:])
-        return re.sub(r"\s+", " ", "".join(parts)).strip()
+        # drop what cannot be spoken (emoji, format characters) before the model sees it
+        spoken = "".join(c for c in "".join(parts) if c in _TONES or unicodedata.category(c)[0] in "LMPZ")
+        return re.sub(r"\s+", " ", spoken).strip()

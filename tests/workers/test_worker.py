@@ -1,0 +1,122 @@
+"""Enqueue -> claim -> frames -> subscribe on a real redis-server, with the tiny ONNX model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import msgpack
+import numpy as np
+import pytest
+import redis
+
+from broker.producer import Producer
+from gateway.subscriber import Subscriber
+from shared.errors import RequestFailed
+from shared.keys import Keys
+from shared.protocol import AudioFrame, EndFrame, decode_frame
+from tests.helpers import SAMPLES_PER_TOKEN
+from workers.engine import Engine
+from workers.worker import Worker, WorkerConfig
+
+TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
+
+
+def _frames(r: redis.Redis, keys: Keys, rid: str) -> list[object]:
+    return [decode_frame(f[b"f"]) for _, f in r.xrange(keys.audio(rid))]
+
+
+def _drain(worker: Worker) -> None:
+    while worker.run_once():
+        pass
+
+
+@pytest.fixture()
+def worker(r: redis.Redis, engine: Engine) -> Worker:
+    return Worker(r, engine, config=WorkerConfig(name="w1", idle_wait_s=0.1))
+
+
+def test_segments_become_ordered_frames_and_an_end_marker(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    res = Producer(r).enqueue(TEXT, tenant="acme")
+    _drain(worker)
+    frames = _frames(r, keys, res.request_id)
+    audio = [f for f in frames if isinstance(f, AudioFrame)]
+    assert isinstance(frames[-1], EndFrame) and frames[-1].segments == 2 and frames[-1].status == "ok"
+    assert all(len(f.pcm) <= 2 * 2400 for f in audio), "frames are at most 100 ms"
+    for seg in (0, 1):
+        mine = [f for f in audio if f.segment == seg]
+        assert [f.index for f in mine] == list(range(len(mine)))
+        assert [f.last for f in mine] == [False] * (len(mine) - 1) + [True]
+    pcm = np.frombuffer(b"".join(f.pcm for f in audio), dtype="<i2")
+    assert np.abs(pcm.astype(np.int32)).max() < 32767, "tiny model peaks at 1.2: the limiter must hold"
+    assert r.ttl(keys.audio(res.request_id)) > 0
+    assert r.hget(keys.request(res.request_id), "status") == b"done"
+
+
+def test_subscriber_hears_everything_in_order_while_a_worker_runs(
+    r: redis.Redis, keys: Keys, worker: Worker
+) -> None:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        res = Producer(r).enqueue(TEXT, tenant="acme")
+        frames = list(Subscriber(r).frames(res.request_id, timeout_s=10))
+    finally:
+        worker.stop()
+        thread.join(5)
+    assert [(f.segment, f.index) for f in frames] == sorted((f.segment, f.index) for f in frames)
+    assert {f.segment for f in frames} == {0, 1}
+    total_samples = sum(len(f.pcm) for f in frames) // 2
+    assert total_samples % SAMPLES_PER_TOKEN == 0 and total_samples > 30 * SAMPLES_PER_TOKEN
+
+
+def test_break_pause_is_rendered_as_silence(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    res = Producer(r).enqueue('你好<break time="500ms"/>世界', tenant="acme")
+    _drain(worker)
+    seg0 = [f for f in _frames(r, keys, res.request_id) if isinstance(f, AudioFrame) and f.segment == 0]
+    tail = np.frombuffer(b"".join(f.pcm for f in seg0), dtype="<i2")[-12000:]
+    assert not tail.any(), "the last 500 ms of segment 0 is silence"
+
+
+def test_malformed_foreign_entry_is_dead_lettered_and_the_worker_keeps_serving(
+    r: redis.Redis, keys: Keys, worker: Worker
+) -> None:
+    p = Producer(r)
+    good = p.enqueue("你好", tenant="acme")
+    # a foreign producer's broken entry for an existing request, and one for nobody
+    victim = p.enqueue("世界", tenant="acme")
+    rt = keys.queue("acme", "rt")
+    r.xadd(rt, {"r": victim.request_id, "p": b"\xc1garbage"})
+    r.xadd(rt, {"junk": "1"})
+    r.hincrby(keys.depth(), "acme:rt", 2)
+    r.hincrby(keys.depth(), "acme", 2)
+    r.hincrby(keys.request(victim.request_id), "segments", 1)
+    _drain(worker)
+    dead = r.xrange(keys.dead())
+    assert len(dead) == 2
+    assert all(b"malformed_entry" in e[1][b"reason"] for e in dead)
+    assert isinstance(_frames(r, keys, good.request_id)[-1], EndFrame)
+    with pytest.raises(RequestFailed, match="malformed_entry"):
+        list(Subscriber(r).frames(victim.request_id, timeout_s=5))
+    assert r.xlen(rt) == 0 and r.xpending(rt, "workers")["pending"] == 0
+
+
+def test_unknown_voice_in_a_foreign_entry_is_an_error_frame(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    res = Producer(r).enqueue("你好", tenant="acme")
+    rt = keys.queue("acme", "rt")
+    entry_id, fields = r.xrange(rt)[0]
+    payload = msgpack.unpackb(fields[b"p"])
+    payload["voice"] = "nobody"
+    r.xdel(rt, entry_id)
+    r.xadd(rt, {"r": res.request_id, "p": msgpack.packb(payload)})
+    _drain(worker)
+    with pytest.raises(RequestFailed, match="nobody"):
+        list(Subscriber(r).frames(res.request_id, timeout_s=5))
+
+
+def test_heartbeat_registers_the_worker(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    worker.heartbeat(force=True)
+    assert r.zscore(keys.workers(), "w1") is not None
+    assert b"jm_kumo" in (r.hget(keys.worker_info(), "w1") or b"")
+
+
