@@ -14,7 +14,7 @@ from workers.worker import Worker, WorkerConfig
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def summary(ms: list[float]) -> str:

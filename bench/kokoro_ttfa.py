@@ -68,8 +68,10 @@ def main() -> None:
                   f"(x{row[3] / row[2]:.3f});  audio {audio:.2f} s, RTF {row[3] / audio:.3f}")  # fmt: skip
     ratios_first = [r[1] / r[0] for r in rows]
     ratios_total = [r[3] / r[2] for r in rows]
-    print(f"median over texts: first-audio ratio x{statistics.median(ratios_first):.3f}, "
-          f"total ratio x{statistics.median(ratios_total):.3f} (threads={args.threads})")
+    print(
+        f"median over texts: first-audio ratio x{statistics.median(ratios_first):.3f}, "
+        f"total ratio x{statistics.median(ratios_total):.3f} (threads={args.threads})"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def bare_round_trip(r: redis.Redis, n: int) -> list[float]:
     for _ in range(n):
         t0 = time.perf_counter()
         r.xadd("bench:q", {"p": b"x" * 64})
-        (_, entries), = r.xreadgroup("g", "c", {"bench:q": ">"}, count=1)
+        ((_, entries),) = r.xreadgroup("g", "c", {"bench:q": ">"}, count=1)
         r.xack("bench:q", "g", entries[0][0])
         r.xadd("bench:a", {"f": b"y" * 256})
         r.xread({"bench:a": "0-0"}, count=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 __all__ = ["CLAIM", "COMPLETE", "ENQUEUE", "script_source"]
@@ -12,6 +12,6 @@ CLAIM = "claim"
 COMPLETE = "complete"
 
 
-@lru_cache(maxsize=None)
+@cache
 def script_source(name: str) -> str:
-    return resources.files("broker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return (resources.files("broker") / "lua" / f"{name}.lua").read_text(encoding="utf-8")

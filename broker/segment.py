@@ -33,9 +33,7 @@ _BREAK_TIME_RE = re.compile(r"""^\s*time\s*=\s*["']\s*(\d+(?:\.\d+)?)\s*(ms|s)\s
 _CJK_END = "，。？！；：、…"
 _ASCII_END = ",.?!;:"
 _CLOSERS = "”’」』）)]】》\"'"
-_SPLIT_RE = re.compile(
-    rf"(?:[{re.escape(_CJK_END)}]+|[{re.escape(_ASCII_END)}]+(?=\s|$))[{re.escape(_CLOSERS)}]*"
-)
+_SPLIT_RE = re.compile(rf"(?:[{re.escape(_CJK_END)}]+|[{re.escape(_ASCII_END)}]+(?=\s|$))[{re.escape(_CLOSERS)}]*")
 
 
 @dataclass(frozen=True)

@@ -3,4 +3,3 @@
 from gateway.subscriber import AsyncSubscriber, Reorderer, StreamState, Subscriber
 
 __all__ = ["AsyncSubscriber", "Reorderer", "StreamState", "Subscriber"]
-

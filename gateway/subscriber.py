@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -114,10 +115,11 @@ class StreamState:
             raise StreamTimeout(self.request_id, waited)
 
 
-def _entries(resp: list[list[object]] | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+def _entries(resp: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     if not resp:
         return []
-    return resp[0][1]  # type: ignore[return-value]
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = resp[0][1]
+    return entries
 
 
 class Subscriber:

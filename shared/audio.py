@@ -42,7 +42,7 @@ def limit(audio: npt.NDArray[np.float32], knee: float = KNEE) -> npt.NDArray[np.
     if not over.any():
         return x
     headroom = CEILING - knee
-    out = x.copy()
+    out: npt.NDArray[np.float32] = x.copy()
     out[over] = np.sign(x[over]) * (knee + headroom * np.tanh((mag[over] - knee) / headroom))
     return out
 
@@ -50,7 +50,8 @@ def limit(audio: npt.NDArray[np.float32], knee: float = KNEE) -> npt.NDArray[np.
 def to_pcm16(audio: npt.NDArray[np.float32]) -> bytes:
     """Float waveform to little-endian PCM16 with no clipping (see :func:`limit`)."""
     limited = limit(np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0))
-    return (limited * PCM16_MAX).round().astype("<i2").tobytes()
+    pcm: bytes = (limited * PCM16_MAX).round().astype("<i2").tobytes()
+    return pcm
 
 
 def silence_pcm(ms: int, sample_rate: int) -> bytes:
@@ -72,8 +73,8 @@ class WavWriter:
     """
 
     def __init__(self, sink: str | Path | BinaryIO, sample_rate: int) -> None:
-        self._owns = not hasattr(sink, "write")
-        self._f: BinaryIO = open(sink, "wb") if self._owns else sink  # type: ignore[arg-type]  # noqa: SIM115
+        self._owns = isinstance(sink, (str, Path))
+        self._f: BinaryIO = open(sink, "wb") if isinstance(sink, (str, Path)) else sink
         self.sample_rate = sample_rate
         self.data_bytes = 0
         self._seekable = self._seekable_sink()

@@ -219,7 +219,7 @@ class EndFrame:
     status: str = "ok"
 
 
-Frame = Union[HeaderFrame, AudioFrame, ErrorFrame, EndFrame]
+Frame = Union[HeaderFrame, AudioFrame, ErrorFrame, EndFrame]  # noqa: UP007 - runtime alias on Python 3.10
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -252,8 +252,13 @@ def encode_frame(frame: Frame) -> bytes:
         )
     if isinstance(frame, ErrorFrame):
         return _pack(
-            {"v": PROTOCOL_VERSION, "t": FRAME_ERROR, "code": frame.code[:MAX_ID_LEN],
-             "msg": frame.message[:MAX_MESSAGE_LEN], "seg": frame.segment}
+            {
+                "v": PROTOCOL_VERSION,
+                "t": FRAME_ERROR,
+                "code": frame.code[:MAX_ID_LEN],
+                "msg": frame.message[:MAX_MESSAGE_LEN],
+                "seg": frame.segment,
+            }
         )
     return _pack({"v": PROTOCOL_VERSION, "t": FRAME_END, "segments": frame.segments, "status": frame.status})
 

@@ -66,7 +66,9 @@ def test_producer_worker_and_listener_as_separate_processes(redis_url: str, tmp_
         out = tmp_path / "out.wav"
         t0 = time.monotonic()
         lis = _chorus("listen", rid, "-o", str(out), "--timeout", "90", env=env)
-        assert lis.returncode == 0, lis.stderr + (worker.stderr.read() if worker.poll() is not None and worker.stderr else "")
+        assert lis.returncode == 0, lis.stderr + (
+            worker.stderr.read() if worker.poll() is not None and worker.stderr else ""
+        )
         assert time.monotonic() - t0 < 90
         _check_speech(out)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import msgpack
 import numpy as np
@@ -53,9 +52,7 @@ def test_segments_become_ordered_frames_and_an_end_marker(r: redis.Redis, keys: 
     assert r.hget(keys.request(res.request_id), "status") == b"done"
 
 
-def test_subscriber_hears_everything_in_order_while_a_worker_runs(
-    r: redis.Redis, keys: Keys, worker: Worker
-) -> None:
+def test_subscriber_hears_everything_in_order_while_a_worker_runs(r: redis.Redis, keys: Keys, worker: Worker) -> None:
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
@@ -118,5 +115,3 @@ def test_heartbeat_registers_the_worker(r: redis.Redis, keys: Keys, worker: Work
     worker.heartbeat(force=True)
     assert r.zscore(keys.workers(), "w1") is not None
     assert b"jm_kumo" in (r.hget(keys.worker_info(), "w1") or b"")
-
-
