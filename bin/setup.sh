@@ -28,7 +28,6 @@ ensure_venv() {  # $1: extras, e.g. "test"
   local spec="$root"
   [ -n "$extras" ] && spec="$root[$extras]"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
-  rm -f "$venv"/.chorus-stamp-*
   touch "$stamp"
 }
 
