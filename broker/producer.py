@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 from broker.scripts import ENQUEUE, script_source
 from broker.segment import segment_text
 from models.catalog import Catalog, load_catalog
+from shared.connection import client_url
 from shared.errors import ChorusError, RedisUnavailable, TextError
 from shared.keys import GROUP, LANES, Keys, new_request_id, validate_tenant
 from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
@@ -113,11 +114,6 @@ def _translate(exc: redis.RedisError, url: str) -> ChorusError:
     return ChorusError(f"enqueue refused by Redis: {exc}")
 
 
-def _url(client: redis.Redis | aredis.Redis) -> str:
-    kw = client.connection_pool.connection_kwargs
-    return f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
-
-
 class Producer:
     """Synchronous producer. ``enqueue`` returns as soon as Redis has the request."""
 
@@ -136,7 +132,7 @@ class Producer:
             pipe.expire(req.audio_key, AUDIO_TTL_S)
             pipe.execute()
         except redis.RedisError as exc:
-            raise _translate(exc, _url(self._r)) from exc
+            raise _translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)
 
 
@@ -158,5 +154,5 @@ class AsyncProducer:
             pipe.expire(req.audio_key, AUDIO_TTL_S)
             await pipe.execute()
         except redis.RedisError as exc:
-            raise _translate(exc, _url(self._r)) from exc
+            raise _translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)

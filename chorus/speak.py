@@ -22,7 +22,7 @@ from broker.producer import Producer
 from gateway.subscriber import Subscriber
 from shared.audio import WavWriter
 from shared.config import RedisSettings
-from shared.connection import sync_client
+from shared.connection import client_url, sync_client
 from shared.embedded import EmbeddedRedis
 from shared.errors import NoWorkers
 from shared.keys import Keys
@@ -95,8 +95,7 @@ def speak(client: redis.Redis, text: str, out: Path | str, *, tenant: str = "def
           speed: float = 1.0, keys: Keys | None = None, timeout_s: float = 60.0) -> SpeakResult:  # fmt: skip
     keys = keys or Keys()
     if live_workers(client, keys) == 0:
-        kw = client.connection_pool.connection_kwargs
-        raise NoWorkers(f"redis://{kw.get('host')}:{kw.get('port')}")
+        raise NoWorkers(client_url(client))
     t0 = time.perf_counter()
     result = Producer(client, keys=keys).enqueue(text, tenant=tenant, voice=voice, speed=speed)
     first, audio_s = listen_to_wav(client, result.request_id, out, keys=keys, timeout_s=timeout_s, started=t0)

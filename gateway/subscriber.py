@@ -17,6 +17,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from shared.connection import client_url
 from shared.errors import ProtocolError, RedisUnavailable, RequestFailed, RequestNotFound, StreamTimeout
 from shared.keys import Keys
 from shared.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, decode_frame
@@ -141,7 +142,7 @@ class Subscriber:
                 state.check_complete()
                 state.check_timeout(timeout_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RedisUnavailable(str(self._r), str(exc)) from exc
+            raise RedisUnavailable(client_url(self._r), str(exc)) from exc
 
 
 class AsyncSubscriber:
@@ -163,4 +164,4 @@ class AsyncSubscriber:
                 state.check_complete()
                 state.check_timeout(timeout_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RedisUnavailable(str(self._r), str(exc)) from exc
+            raise RedisUnavailable(client_url(self._r), str(exc)) from exc

@@ -7,7 +7,13 @@ import redis.asyncio as aredis
 
 from shared.config import RedisSettings
 
-__all__ = ["async_client", "sync_client"]
+__all__ = ["async_client", "client_url", "sync_client"]
+
+
+def client_url(client: redis.Redis | aredis.Redis) -> str:
+    """Where a client points, for messages: never includes the password."""
+    kw = client.connection_pool.connection_kwargs
+    return f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
 
 
 def sync_client(settings: RedisSettings) -> redis.Redis:
