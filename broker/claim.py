@@ -1,9 +1,10 @@
 """The worker side of the queue: wait for work, claim segments, complete them, dead-letter.
 
-Claiming is one Lua call (``lua/claim.lua``) over the shard's state, so every
-worker on every machine sees one exact order. Claimed entries stay in the
-consumer group's pending list until :meth:`Claimer.complete` acknowledges and
-deletes them.
+Claiming is one Lua call (``lua/claim.lua``, deficit round robin; see
+:mod:`broker.scheduler`) over the shard's state, so every worker on every
+machine sees one exact order. Claimed entries stay in the consumer group's
+pending list until :meth:`Claimer.complete` acknowledges and deletes them and
+settles the tenant's account with the measured worker time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import redis
 
+from broker.scheduler import SCHEDULER
 from broker.scripts import CLAIM, COMPLETE, script_source
+from broker.stats import current_bucket
 from shared.keys import GROUP, Keys
 
 __all__ = ["DEAD_LETTER_MAXLEN", "Claimed", "Claimer", "Completion"]
@@ -30,6 +33,10 @@ class Claimed:
     stream: str
     entry_id: str
     fields: dict[bytes, bytes]
+    tenant: str = ""
+    lane: str = ""
+    cost_us: int = 0
+    """What the scheduler charged the tenant for this entry (its estimate)."""
 
     @property
     def request_id(self) -> str | None:
@@ -44,6 +51,14 @@ class Claimed:
     @property
     def payload(self) -> bytes | None:
         return self.fields.get(b"p")
+
+    @property
+    def chars(self) -> int:
+        """Weighted characters the producer declared (field ``c``); 0 when absent or invalid."""
+        try:
+            return max(0, int(self.fields.get(b"c", b"0")))
+        except ValueError:
+            return 0
 
 
 @dataclass(frozen=True)
@@ -70,25 +85,49 @@ class Claimer:
         self._complete = client.register_script(script_source(COMPLETE))
 
     def claim(self, consumer: str, count: int = 1) -> list[Claimed]:
+        """Up to ``count`` entries in scheduler order; an empty list when nothing is claimable."""
         k = self.keys
-        flat = self._claim(
-            keys=[k.depth(), k.active(), k.active_set()],
-            args=[k.queue_prefix(), GROUP, consumer, count],
-        )
         out: list[Claimed] = []
-        for i in range(0, len(flat), 3):
-            out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2])))
+        for _ in range(64):
+            flat = self._claim(
+                keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh()],
+                args=[k.queue_prefix(), GROUP, consumer, count - len(out)],
+            )
+            for i in range(1, len(flat), 6):
+                out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2]),
+                                   flat[i + 3].decode(), flat[i + 4].decode(), int(flat[i + 5])))  # fmt: skip
+            # the script stops after a bounded number of ring visits; go on while it says so
+            if not int(flat[0]) or len(out) >= count:
+                break
         return out
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until an enqueue wakes us (True) or the timeout passes (False)."""
         return self._r.blpop([self.keys.wake()], timeout=timeout_s) is not None
 
-    def complete(self, item: Claimed, request_id: str, ok: bool) -> Completion:
-        """Acknowledge and delete the entry; count it (once) on its request."""
-        req_key = self.keys.request(request_id)
+    def complete(self, item: Claimed, request_id: str | None, ok: bool, measured_us: int = -1,
+                 now_ms: int | None = None) -> Completion:  # fmt: skip
+        """Acknowledge and delete the entry, settle the tenant's account with the measured
+        worker time (``-1``: not measured, the estimate stands), count it once on its request."""
+        k = self.keys
+        key_list = [item.stream, k.drr(), k.tenants(), k.depth(), k.active(), k.active_set(), k.wake(),
+                    k.served(), k.busy(current_bucket())]  # fmt: skip
+        if request_id is not None:
+            key_list.append(k.request(request_id))
         done, segments, failed = self._complete(
-            keys=[item.stream, req_key], args=[GROUP, item.entry_id, "ok" if ok else "error"]
+            keys=key_list,
+            args=[
+                GROUP,
+                item.entry_id,
+                "ok" if ok else "error",
+                item.tenant,
+                item.lane,
+                item.cost_us,
+                int(measured_us),
+                item.chars,
+                SCHEDULER.bucket_ttl_s,
+                int(time.time() * 1000) if now_ms is None else now_ms,
+            ],
         )
         return Completion(int(done), int(segments), int(failed))
 
@@ -110,11 +149,7 @@ class Claimer:
         entry = self._dead_entry(item, reason, consumer)
         self._r.xadd(self.keys.dead(), entry, maxlen=DEAD_LETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
 
-    def dead_letter(self, item: Claimed, reason: str, consumer: str) -> None:
+    def dead_letter(self, item: Claimed, reason: str, consumer: str, measured_us: int = -1) -> None:
         """Move an entry that belongs to no known request to the dead-letter stream."""
-        entry = self._dead_entry(item, reason, consumer)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.xadd(self.keys.dead(), entry, maxlen=DEAD_LETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
-        pipe.xack(item.stream, GROUP, item.entry_id)
-        pipe.xdel(item.stream, item.entry_id)
-        pipe.execute()
+        self.dead_letter_record(item, reason, consumer)
+        self.complete(item, None, ok=False, measured_us=measured_us)

@@ -14,10 +14,11 @@ import redis
 import redis.asyncio as aredis
 
 from broker.scripts import ENQUEUE, script_source
-from broker.segment import segment_text
+from broker.segment import segment_text, weight
+from broker.stats import Stats, tenant_rate, window
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url
-from shared.errors import ChorusError, RedisUnavailable, TextError
+from shared.errors import ChorusError, LaneNotAllowed, QueueFull, RedisUnavailable, TextError, UnknownTenant
 from shared.keys import GROUP, LANES, Keys, new_request_id, validate_tenant
 from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 
@@ -54,6 +55,7 @@ class PreparedRequest:
     header: bytes
     segments: int
     sample_rate: int
+    tenant: str
 
 
 def _lane_number(priority: str, seq: int) -> int:
@@ -95,7 +97,7 @@ def prepare(
     args: list[Any] = [tenant, rid, spec.name, now_ms, deadline_ms, REQUEST_TTL_S, GROUP, len(segments)]
     for seq, seg in enumerate(segments):
         job = SegmentJob(rid, seq, seg.text, spec.name, spec.lang, speed, seg.pause_ms, now_ms)
-        args += [_lane_number(priority, seq), encode_segment(job)]
+        args += [_lane_number(priority, seq), max(1, round(weight(seg.text))), encode_segment(job)]
     key_list = [
         keys.request(rid),
         keys.depth(),
@@ -103,15 +105,56 @@ def prepare(
         keys.active_set(),
         keys.wake(),
         *(keys.queue(tenant, lane) for lane in LANES),
+        keys.tenants(),
+        keys.drr(),
+        keys.fresh(),
     ]
     header = encode_frame(HeaderFrame(rid, len(segments), spec.name, model.sample_rate, tenant))
-    return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), model.sample_rate)
+    return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), model.sample_rate, tenant)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A policy refusal from ``enqueue.lua``, parsed; ``error()`` builds the exception."""
+
+    kind: str
+    words: list[str]
+
+    def error(self, tenant: str, requested: int, rate: float | None) -> ChorusError:
+        if self.kind == "NOTENANT":
+            return UnknownTenant(tenant, "not configured, and the default policy rejects unknown tenants "
+                                         "(add it with `chorus tenants set`)")  # fmt: skip
+        if self.kind == "LANE":
+            return LaneNotAllowed(tenant, self.words[0], self.words[1].split(",") if len(self.words) > 1 else [])
+        limit, queued = int(self.words[0]), int(self.words[1])
+        excess = queued + requested - limit
+        retry = None if not rate else round(max(0.1, excess / rate), 1)
+        return QueueFull(tenant, limit, queued, requested, retry)
+
+
+def parse_refusal(exc: redis.RedisError) -> Refusal | None:
+    if not isinstance(exc, redis.ResponseError):
+        return None
+    words = str(exc).split()
+    # Redis may prefix a script's error with "ERR" or the script location
+    for i, word in enumerate(words[:3]):
+        if word in ("NOTENANT", "LANE", "QUEUEFULL"):
+            return Refusal(word, words[i + 1 :])
+    return None
 
 
 def _translate(exc: redis.RedisError, url: str) -> ChorusError:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return RedisUnavailable(url, str(exc))
     return ChorusError(f"enqueue refused by Redis: {exc}")
+
+
+async def _async_service_rate(client: aredis.Redis, keys: Keys, tenant: str) -> float:
+    names, span = window(keys)
+    pipe = client.pipeline(transaction=False)
+    for key in names:
+        pipe.hgetall(key)
+    return tenant_rate(await pipe.execute(), tenant, span)
 
 
 class Producer:
@@ -126,7 +169,14 @@ class Producer:
     def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            self._script(keys=req.keys, args=req.args)
+            try:
+                self._script(keys=req.keys, args=req.args)
+            except redis.ResponseError as exc:
+                refusal = parse_refusal(exc)
+                if refusal is None:
+                    raise
+                rate = Stats(self._r, self.keys).service_rate(tenant) if refusal.kind == "QUEUEFULL" else None
+                raise refusal.error(tenant, req.segments, rate) from None
             pipe = self._r.pipeline(transaction=False)
             pipe.xadd(req.audio_key, {"f": req.header})
             pipe.expire(req.audio_key, AUDIO_TTL_S)
@@ -148,7 +198,14 @@ class AsyncProducer:
     async def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            await self._script(keys=req.keys, args=req.args)
+            try:
+                await self._script(keys=req.keys, args=req.args)
+            except redis.ResponseError as exc:
+                refusal = parse_refusal(exc)
+                if refusal is None:
+                    raise
+                rate = await _async_service_rate(self._r, self.keys, tenant) if refusal.kind == "QUEUEFULL" else None
+                raise refusal.error(tenant, req.segments, rate) from None
             pipe = self._r.pipeline(transaction=False)
             pipe.xadd(req.audio_key, {"f": req.header})
             pipe.expire(req.audio_key, AUDIO_TTL_S)

@@ -1,17 +1,35 @@
-"""Loads the broker's Lua scripts (``lua/*.lua`` beside this module) once per process."""
+"""Loads the broker's Lua scripts (``lua/*.lua`` beside this module) once per process.
+
+Each script is prefixed with ``lua/prelude.lua`` (tenant policies, scheduler
+parameters, activation), whose two JSON documents are filled in from
+:data:`broker.tenants.BUILTIN_DEFAULT` and :data:`broker.scheduler.SCHEDULER`.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
 
-__all__ = ["CLAIM", "COMPLETE", "ENQUEUE", "script_source"]
+__all__ = ["CLAIM", "COMPLETE", "ENQUEUE", "POLICY", "script_source"]
 
 ENQUEUE = "enqueue"
 CLAIM = "claim"
 COMPLETE = "complete"
+POLICY = "policy"
+
+
+def _read(name: str) -> str:
+    return (resources.files("broker") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
 @cache
 def script_source(name: str) -> str:
-    return (resources.files("broker") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    from broker.scheduler import SCHEDULER
+    from broker.tenants import BUILTIN_DEFAULT
+
+    prelude = (
+        _read("prelude")
+        .replace("__DEFAULT_POLICY__", BUILTIN_DEFAULT.to_json())
+        .replace("__SCHEDULER__", SCHEDULER.to_json())
+    )
+    return prelude + "\n" + _read(name)

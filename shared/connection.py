@@ -7,7 +7,7 @@ import redis.asyncio as aredis
 
 from shared.config import RedisSettings
 
-__all__ = ["async_client", "client_url", "sync_client"]
+__all__ = ["as_str", "async_client", "client_url", "sync_client"]
 
 
 def client_url(client: redis.Redis | aredis.Redis) -> str:
@@ -42,3 +42,8 @@ def async_client(settings: RedisSettings) -> aredis.Redis:
         socket_connect_timeout=settings.connect_timeout_s,
         health_check_interval=30,
     )
+
+
+def as_str(value: bytes | str) -> str:
+    """A reply value as text (clients here return bytes; redis-py's types allow str)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -9,7 +9,9 @@ fields needed to act on it::
     ├── ProtocolError            malformed wire data (field, reason)
     ├── TextError                text that cannot be synthesised (reason)
     ├── UnknownVoice             voice not in the catalog (voice, known)
-    ├── UnknownTenant            tenant name invalid (tenant, reason)
+    ├── UnknownTenant            tenant name invalid or refused by policy (tenant, reason)
+    ├── QueueFull                over the tenant's queue cap (tenant, limit, queued, retry_after_s)
+    ├── LaneNotAllowed           the tenant may not use that lane (tenant, lane, allowed)
     ├── RequestNotFound          no such request (request_id)
     ├── RequestFailed            the request ended with an error frame (request_id, code)
     ├── StreamTimeout            no frame arrived in time (request_id, waited_s)
@@ -24,11 +26,13 @@ from __future__ import annotations
 __all__ = [
     "ChorusError",
     "ConfigError",
+    "LaneNotAllowed",
     "ModelError",
     "ModelIntegrityError",
     "ModelNotInstalled",
     "NoWorkers",
     "ProtocolError",
+    "QueueFull",
     "RedisUnavailable",
     "RequestFailed",
     "RequestNotFound",
@@ -83,6 +87,35 @@ class UnknownTenant(ChorusError):
         self.tenant = tenant
         self.reason = reason
         super().__init__(f"tenant {tenant!r}: {reason}")
+
+
+class QueueFull(ChorusError):
+    """Backpressure: the request would put the tenant over its queued-segment cap.
+
+    Nothing of the request was enqueued. ``retry_after_s`` estimates when the
+    tenant's queue will have room, from its service rate over the last minute
+    (None when nothing of it was served in that minute).
+    """
+
+    def __init__(self, tenant: str, limit: int, queued: int, requested: int, retry_after_s: float | None) -> None:
+        self.tenant = tenant
+        self.limit = limit
+        self.queued = queued
+        self.requested = requested
+        self.retry_after_s = retry_after_s
+        when = "later" if retry_after_s is None else f"in about {retry_after_s:.1f}s"
+        super().__init__(
+            f"queue full for tenant {tenant!r}: {queued} segments queued + {requested} requested "
+            f"> limit {limit}; nothing was enqueued; retry {when}"
+        )
+
+
+class LaneNotAllowed(ChorusError):
+    def __init__(self, tenant: str, lane: str, allowed: list[str]) -> None:
+        self.tenant = tenant
+        self.lane = lane
+        self.allowed = allowed
+        super().__init__(f"tenant {tenant!r} may not use lane {lane!r}; allowed: {', '.join(allowed) or 'none'}")
 
 
 class RequestNotFound(ChorusError):

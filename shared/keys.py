@@ -79,14 +79,32 @@ class Keys:
         return f"{self.queue_prefix()}{validate_tenant(tenant)}:{lane}"
 
     def tenants(self) -> str:
+        """Hash tenant -> policy JSON; field ``*`` holds the default policy."""
         return f"{self._s}:tenants"
 
+    def drr(self) -> str:
+        """Scheduler state: ``<tenant>:d`` deficit (us), ``:f`` in flight, ``:p`` parked,
+        ``:b`` batch streak; ``~rate`` (us per char) and ``~q`` (quantum, us)."""
+        return f"{self._s}:drr"
+
+    def served(self) -> str:
+        """Hash of cumulative work: ``<tenant>:<lane>:n`` segments, ``<tenant>:<lane>:us`` worker time."""
+        return f"{self._s}:served"
+
+    def busy(self, bucket: int) -> str:
+        """Worker time per ``<tenant>:<lane>`` in one time bucket (see ``broker.stats``)."""
+        return f"{self._s}:busy:{int(bucket)}"
+
     def active(self) -> str:
-        """List of tenants with queued work, in round-robin order."""
+        """The ring: tenants with queued work and credit to earn, in round-robin order."""
         return f"{self._s}:active"
 
+    def fresh(self) -> str:
+        """Tenants that just became active after idling, served before :meth:`active` (FIFO)."""
+        return f"{self._s}:active:fresh"
+
     def active_set(self) -> str:
-        """Set mirror of :meth:`active`, for O(1) membership."""
+        """Every tenant with queued work: on :meth:`fresh`, on :meth:`active`, or parked at its cap."""
         return f"{self._s}:active:set"
 
     def depth(self) -> str:

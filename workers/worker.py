@@ -94,6 +94,7 @@ class Worker:
         self.served = 0
         self.failed = 0
         self._last_beat = 0.0
+        self._t0 = 0.0
 
     # -- loop -----------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class Worker:
     # -- one segment --------------------------------------------------------------------
 
     def serve(self, item: Claimed) -> None:
+        self._t0 = time.perf_counter()
         rid = item.request_id
         try:
             if rid is None:
@@ -170,8 +172,12 @@ class Worker:
         sink.close()
         log.debug("segment %s/%d: %d frames in %.3fs", job.request_id, job.seq, sink.index, time.perf_counter() - t0)
 
+    def _measured_us(self) -> int:
+        """Worker time spent on the current entry: the scheduler's correction of its estimate."""
+        return int((time.perf_counter() - self._t0) * 1e6)
+
     def _complete(self, item: Claimed, rid: str, ok: bool) -> None:
-        done = self.claimer.complete(item, rid, ok)
+        done = self.claimer.complete(item, rid, ok, self._measured_us())
         if done.finished:
             audio = self.keys.audio(rid)
             status = "ok" if done.failed == 0 else "error"
@@ -198,4 +204,4 @@ class Worker:
         if known and rid is not None:
             self._error(item, rid, code, message, None)
         else:
-            self.claimer.dead_letter(item, f"{code}: {message}", self.config.name)
+            self.claimer.dead_letter(item, f"{code}: {message}", self.config.name, self._measured_us())

@@ -1,58 +1,115 @@
--- Claim up to N segments for one worker, round robin over tenants with queued work,
--- strict lane priority inside a tenant. Every worker shares this one state, so the
--- order is exact across machines. (Weighted deficit round robin grows from here:
--- the visit below is where a tenant's deficit is charged.)
--- KEYS: 1 depth hash, 2 active list, 3 active set
+-- Claim up to N segments for one worker: deficit round robin over tenants, strict lane
+-- priority inside a tenant (batch keeps a guaranteed share). Every worker on every
+-- machine runs this one script over one state, so the order is exact cluster-wide.
+--
+-- The ring (active list) holds the tenants that have queued work and are below their
+-- in-flight cap; the fresh list holds tenants that just came back from idle, and is
+-- served first. The tenant at the head is served while its deficit is positive; each
+-- claim charges its estimated cost (characters x measured us per character), and
+-- complete.lua later corrects it by the measured time. A tenant out of credit gets
+-- weight x quantum and goes to the tail. A tenant reaching its in-flight cap is parked
+-- (taken off the ring) until a completion brings it below the cap again.
+-- KEYS: 1 depth hash, 2 active list, 3 active set, 4 tenants hash, 5 drr hash, 6 fresh list
 -- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count
--- Returns a flat list: stream key, entry id, field list, stream key, entry id, ...
+-- Returns {more, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
+-- more = 1 when the visit budget ran out before the ring did (claim again at once).
+local depth, active, active_set, tenants, drr, fresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
-local lanes = {'rt', 'interactive', 'batch'}
-local out = {}
+local rate = scheduler_state(drr)
+local out = {0}
 local got = 0
-local idle = 0
+local visits = 0
+local budget = CFG.visits + 4 * want
+
+local function forget(list, tenant)
+  redis.call('LPOP', list)
+  redis.call('SREM', active_set, tenant)
+  redis.call('HDEL', depth, tenant, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
+  redis.call('HDEL', drr, tenant .. ':p', tenant .. ':b')
+end
+
+-- Pick the lane: the first non-empty one in priority order, except that after
+-- CFG.batch_every claims of other lanes while batch work waited, batch goes next.
+local function pick_lane(tenant)
+  local q = redis.call('HMGET', depth, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
+  local rt, inter, batch = num(q[1], 0), num(q[2], 0), num(q[3], 0)
+  if batch > 0 and (rt > 0 or inter > 0) then
+    local streak = num(redis.call('HGET', drr, tenant .. ':b'), 0)
+    if streak >= CFG.batch_every then
+      redis.call('HSET', drr, tenant .. ':b', 0)
+      return 'batch', batch
+    end
+    redis.call('HSET', drr, tenant .. ':b', streak + 1)
+  elseif batch > 0 then
+    redis.call('HSET', drr, tenant .. ':b', 0)
+  end
+  if rt > 0 then return 'rt', rt end
+  if inter > 0 then return 'interactive', inter end
+  if batch > 0 then return 'batch', batch end
+  return nil, 0
+end
 
 while got < want do
-  local tenant = redis.call('LPOP', KEYS[2])
+  if visits >= budget then
+    out[1] = 1
+    break
+  end
+  visits = visits + 1
+  local list = fresh
+  local tenant = redis.call('LINDEX', fresh, 0)
+  if not tenant then
+    list = active
+    tenant = redis.call('LINDEX', active, 0)
+  end
   if not tenant then break end
-  local claimed = false
-  for _, lane in ipairs(lanes) do
-    local field = tenant .. ':' .. lane
-    local queued = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-    if queued > 0 then
-      local key = prefix .. tenant .. ':' .. lane
-      local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', key, '>')
-      if type(res) == 'table' and res.err then
-        -- stream lost its group (deleted by hand): recreate, nothing to read now
-        redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
-        res = nil
-      end
-      if res and res[1] and #res[1][2] > 0 then
-        local entry = res[1][2][1]
-        out[#out + 1] = key
-        out[#out + 1] = entry[1]
-        out[#out + 1] = entry[2]
-        redis.call('HINCRBY', KEYS[1], field, -1)
-        redis.call('HINCRBY', KEYS[1], tenant, -1)
-        claimed = true
-        got = got + 1
-        break
-      else
-        -- the counter drifted (entries trimmed or deleted by hand): trust the stream
-        redis.call('HINCRBY', KEYS[1], tenant, -queued)
-        redis.call('HSET', KEYS[1], field, 0)
-      end
-    end
-  end
-  if tonumber(redis.call('HGET', KEYS[1], tenant) or '0') > 0 then
-    redis.call('RPUSH', KEYS[2], tenant)
+  local policy = policy_of(tenants, tenant)
+  local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
+  local _, quantum = scheduler_state(drr)
+  -- credit never exceeds one turn, so a quantum that shrank (faster model) applies at once
+  local d = math.min(num(redis.call('HGET', drr, tenant .. ':d'), 0), quantum * policy.weight)
+  if num(redis.call('HGET', depth, tenant), 0) <= 0 then
+    forget(list, tenant)
+  elseif policy.max_inflight > 0 and inflight >= policy.max_inflight then
+    redis.call('LPOP', list)
+    redis.call('HSET', drr, tenant .. ':p', 1)
+  elseif d <= 0 then
+    redis.call('HSET', drr, tenant .. ':d', d + quantum * policy.weight)
+    redis.call('LMOVE', list, active, 'LEFT', 'RIGHT')
   else
-    redis.call('SREM', KEYS[3], tenant)
-    redis.call('HDEL', KEYS[1], tenant, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
-  end
-  if not claimed then
-    idle = idle + 1
-    if idle > 16 then break end
+    local lane, queued = pick_lane(tenant)
+    local key = prefix .. tenant .. ':' .. lane
+    local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', key, '>')
+    if type(res) == 'table' and res.err then
+      -- the stream lost its group (deleted by hand): recreate it; nothing to read now
+      redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+      res = nil
+    end
+    if res and res[1] and #res[1][2] > 0 then
+      local entry = res[1][2][1]
+      local chars = 0
+      for i = 1, #entry[2], 2 do
+        if entry[2][i] == 'c' then chars = num(entry[2][i + 1], 0) end
+      end
+      if chars < 1 or chars > CFG.max_chars then chars = CFG.default_chars end
+      local cost = math.max(1, math.floor(chars * rate))
+      redis.call('HSET', drr, tenant .. ':d', d - cost)
+      redis.call('HSET', drr, tenant .. ':f', inflight + 1)
+      redis.call('HINCRBY', depth, tenant .. ':' .. lane, -1)
+      redis.call('HINCRBY', depth, tenant, -1)
+      local n = #out
+      out[n + 1] = key
+      out[n + 2] = entry[1]
+      out[n + 3] = entry[2]
+      out[n + 4] = tenant
+      out[n + 5] = lane
+      out[n + 6] = cost
+      got = got + 1
+    else
+      -- the counter drifted (entries trimmed or deleted by hand): trust the stream
+      redis.call('HINCRBY', depth, tenant, -queued)
+      redis.call('HSET', depth, tenant .. ':' .. lane, 0)
+    end
   end
 end
 return out

@@ -1,42 +1,63 @@
--- Enqueue one request atomically: metadata, every segment, tenant activation, wake-up.
+-- Enqueue one request atomically: policy checks, metadata, every segment, tenant
+-- activation, wake-up. Every check runs before the first write, so an error leaves
+-- nothing behind.
 -- KEYS: 1 request hash, 2 depth hash, 3 active list, 4 active set, 5 wake list,
---       6 lane stream rt, 7 lane stream interactive, 8 lane stream batch
+--       6 lane stream rt, 7 lane stream interactive, 8 lane stream batch,
+--       9 tenants hash, 10 drr hash, 11 fresh list
 -- ARGV: 1 tenant, 2 request id, 3 voice, 4 created ms, 5 deadline ms (0 = none),
 --       6 metadata ttl s, 7 consumer group, 8 segment count,
---       then per segment: lane number (1..3), payload
--- Returns the segment count. Errors leave nothing behind (checked before any write).
+--       then per segment: lane number (1..3), weighted characters, payload
+-- Returns the segment count.
+-- Errors: DUPLICATE, BADARGS, NOTENANT <tenant>, LANE <lane> <allowed,...>,
+--         QUEUEFULL <limit> <queued> <requested>
 local tenant = ARGV[1]
 local nseg = tonumber(ARGV[8])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('DUPLICATE request id ' .. ARGV[2])
 end
-if not nseg or nseg < 1 or #ARGV ~= 8 + 2 * nseg then
+if not nseg or nseg < 1 or #ARGV ~= 8 + 3 * nseg then
   return redis.error_reply('BADARGS segment count does not match arguments')
 end
+
+local policy, known = policy_of(KEYS[9], tenant)
+if not known and policy.reject then
+  return redis.error_reply('NOTENANT ' .. tenant)
+end
+local lanes = {}
 for i = 1, nseg do
-  local lane = tonumber(ARGV[7 + 2 * i])
+  local lane = tonumber(ARGV[6 + 3 * i])
   if not lane or lane < 1 or lane > 3 then
     return redis.error_reply('BADARGS lane number must be 1..3')
   end
+  if lane == 1 and not allows(policy, 'rt') then
+    lane = 2 -- no real-time lane for this tenant: its first segments queue as interactive
+  end
+  if not allows(policy, LANES[lane]) then
+    return redis.error_reply('LANE ' .. LANES[lane] .. ' ' .. table.concat(policy.lanes, ','))
+  end
+  lanes[i] = lane
+end
+local queued = num(redis.call('HGET', KEYS[2], tenant), 0)
+if policy.max_queued > 0 and queued + nseg > policy.max_queued then
+  return redis.error_reply('QUEUEFULL ' .. policy.max_queued .. ' ' .. queued .. ' ' .. nseg)
 end
 
 redis.call('HSET', KEYS[1], 'tenant', tenant, 'voice', ARGV[3], 'segments', nseg,
   'created', ARGV[4], 'deadline', ARGV[5], 'status', 'queued', 'done', 0, 'failed', 0)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 
-local lanes = {'rt', 'interactive', 'batch'}
 for i = 1, nseg do
-  local lane = tonumber(ARGV[7 + 2 * i])
+  local lane = lanes[i]
   local key = KEYS[5 + lane]
   if redis.call('EXISTS', key) == 0 then
     redis.call('XGROUP', 'CREATE', key, ARGV[7], '0', 'MKSTREAM')
   end
-  redis.call('XADD', key, '*', 'r', ARGV[2], 'p', ARGV[8 + 2 * i])
-  redis.call('HINCRBY', KEYS[2], tenant .. ':' .. lanes[lane], 1)
+  redis.call('XADD', key, '*', 'r', ARGV[2], 'p', ARGV[8 + 3 * i], 'c', ARGV[7 + 3 * i])
+  redis.call('HINCRBY', KEYS[2], tenant .. ':' .. LANES[lane], 1)
 end
 redis.call('HINCRBY', KEYS[2], tenant, nseg)
 if redis.call('SADD', KEYS[4], tenant) == 1 then
-  redis.call('RPUSH', KEYS[3], tenant)
+  activate(KEYS[10], KEYS[11], KEYS[3], KEYS[9], tenant)
 end
 for _ = 1, math.min(nseg, 8) do
   redis.call('RPUSH', KEYS[5], '1')

@@ -14,14 +14,17 @@ def _tenants(items: list) -> list[str]:  # type: ignore[type-arg]
     return [it.stream.split(":")[-2] for it in items]
 
 
-def test_round_robin_across_tenants(r: redis.Redis) -> None:
+def test_round_robin_across_tenants(r: redis.Redis, keys: Keys) -> None:
+    # a quantum of one segment's cost: equal weights alternate once both have spent their first turn
+    r.hset(keys.drr(), mapping={"~rate": 1000, "~q": 2000})
     p = Producer(r)
     for _ in range(3):
         p.enqueue("你好", tenant="a")
     p.enqueue("你好", tenant="b")
+    p.enqueue("你好", tenant="b")
     c = Claimer(r)
     order = _tenants(c.claim("w1", 10))
-    assert order == ["a", "b", "a", "a"]
+    assert order == ["a", "b", "a", "b", "a"]
 
 
 def test_lane_priority_inside_a_tenant(r: redis.Redis) -> None:
@@ -62,7 +65,8 @@ def test_empty_queue_claims_nothing_and_tenant_leaves_active(r: redis.Redis, key
     c = Claimer(r)
     assert len(c.claim("w1", 5)) == 1
     assert c.claim("w1", 5) == []
-    assert r.llen(keys.active()) == 0 and not r.sismember(keys.active_set(), "a")
+    assert r.llen(keys.active()) == 0 and r.llen(keys.fresh()) == 0
+    assert not r.sismember(keys.active_set(), "a")
 
 
 def test_counter_drift_is_repaired(r: redis.Redis, keys: Keys) -> None:

@@ -29,8 +29,9 @@ def test_enqueue_writes_metadata_segments_lanes_and_wakeup(r: redis.Redis, keys:
     job = decode_segment(rt[0][1][b"p"])
     assert (job.request_id, job.seq, job.text) == (res.request_id, 0, "你好，")
     assert rt[0][1][b"r"].decode() == res.request_id
+    assert rt[0][1][b"c"] == b"3", "the entry declares its weighted characters (the cost estimate)"
     assert r.hget(keys.depth(), "acme") == b"2"
-    assert r.lrange(keys.active(), 0, -1) == [b"acme"]
+    assert r.lrange(keys.fresh(), 0, -1) == [b"acme"], "an idle tenant joins the fresh list"
     assert r.llen(keys.wake()) == 2
     header = decode_frame(r.xrange(keys.audio(res.request_id))[0][1][b"f"])
     assert isinstance(header, HeaderFrame) and header.sample_rate == 24000 and header.segments == 2
@@ -46,7 +47,7 @@ def test_tenant_is_activated_once(r: redis.Redis, keys: Keys) -> None:
     p = Producer(r)
     for _ in range(3):
         p.enqueue(TEXT, tenant="acme")
-    assert r.lrange(keys.active(), 0, -1) == [b"acme"]
+    assert r.lrange(keys.fresh(), 0, -1) == [b"acme"] and r.llen(keys.active()) == 0
     assert r.llen(keys.wake()) == 6
 
 

@@ -1,0 +1,80 @@
+-- Shared by every script (prepended by broker/scripts.py): tenant policies and scheduler
+-- parameters. The two JSON documents are filled in from broker/tenants.py and
+-- broker/scheduler.py, so Python and Lua share one definition of the defaults.
+local DEFAULT_POLICY = cjson.decode([==[__DEFAULT_POLICY__]==])
+local CFG = cjson.decode([==[__SCHEDULER__]==])
+local LANES = {'rt', 'interactive', 'batch'}
+
+local function num(v, default)
+  local n = tonumber(v)
+  if n == nil then return default end
+  return n
+end
+
+-- The tenant's policy, and whether it was configured (false: the default applies).
+local function policy_of(tenants_key, tenant)
+  local raw = redis.call('HGET', tenants_key, tenant)
+  if raw then return cjson.decode(raw), true end
+  local d = redis.call('HGET', tenants_key, '*')
+  if d then return cjson.decode(d), false end
+  return DEFAULT_POLICY, false
+end
+
+local function allows(policy, lane)
+  for _, l in ipairs(policy.lanes) do
+    if l == lane then return true end
+  end
+  return false
+end
+
+-- Current cost rate (us per character) and quantum (us per unit of weight).
+local function scheduler_state(drr)
+  local v = redis.call('HMGET', drr, '~rate', '~q')
+  return num(v[1], CFG.rate), num(v[2], CFG.quantum)
+end
+
+-- Give a tenant that just got work its place. A tenant with nothing in flight was
+-- idle: it gets a fresh quantum (debts are kept) and, when in credit, joins the fresh
+-- list, which is served before the ring (FIFO, as fq_codel's new flows), so a sparse
+-- tenant's first audio does not wait for a round. A tenant with work in flight
+-- rejoins the ring's tail with at most one quantum, so re-activating fast earns
+-- nothing. A tenant at its in-flight cap is parked.
+local function activate(drr, fresh, active, tenants, tenant)
+  local policy = policy_of(tenants, tenant)
+  local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
+  if policy.max_inflight > 0 and inflight >= policy.max_inflight then
+    redis.call('HSET', drr, tenant .. ':p', 1)
+    return
+  end
+  local _, quantum = scheduler_state(drr)
+  local credit = quantum * policy.weight
+  local d = num(redis.call('HGET', drr, tenant .. ':d'), 0)
+  if inflight == 0 then
+    d = math.min(d, 0) + credit
+  else
+    d = math.min(d, credit)
+  end
+  redis.call('HSET', drr, tenant .. ':d', d)
+  if inflight == 0 and d > 0 then
+    redis.call('RPUSH', fresh, tenant)
+  else
+    redis.call('RPUSH', active, tenant)
+  end
+end
+
+-- Put a parked tenant back on the ring (tail) once it is below its in-flight cap, and
+-- wake a worker for it; a parked tenant whose queue emptied leaves the active set.
+local function unpark(drr, tenants, depth, active, active_set, wake, tenant)
+  if redis.call('HEXISTS', drr, tenant .. ':p') == 0 then return end
+  local policy = policy_of(tenants, tenant)
+  local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
+  if policy.max_inflight > 0 and inflight >= policy.max_inflight then return end
+  redis.call('HDEL', drr, tenant .. ':p')
+  if num(redis.call('HGET', depth, tenant), 0) > 0 then
+    redis.call('RPUSH', active, tenant)
+    redis.call('RPUSH', wake, '1')
+    redis.call('LTRIM', wake, -64, -1)
+  else
+    redis.call('SREM', active_set, tenant)
+  end
+end

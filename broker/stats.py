@@ -1,0 +1,177 @@
+"""Queue statistics per tenant and lane: queued, in flight, work served, recent share of worker time.
+
+Workers record each completed segment's measured worker time twice (in
+``complete.lua``): in the cumulative ``served`` hash and in a time bucket
+(``busy:<n>``, ``SCHEDULER.bucket_s`` wide, expiring after two minutes). The
+"last minute" figures sum the buckets that cover the last 60 seconds, so they
+span 60 to 70 seconds; rates divide by the span actually covered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import redis
+
+from broker.scheduler import SCHEDULER
+from broker.tenants import TenantPolicy, Tenants
+from shared.connection import as_str
+from shared.keys import GROUP, LANES, Keys
+
+__all__ = ["LaneStats", "Stats", "TenantStats", "current_bucket", "tenant_rate", "window"]
+
+WINDOW_S = 60
+
+
+def current_bucket(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // SCHEDULER.bucket_s)
+
+
+def _split(name: bytes) -> tuple[str, str, str] | None:
+    parts = name.decode().rsplit(":", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[1] in LANES else None
+
+
+def window(keys: Keys, now: float | None = None) -> tuple[list[str], float]:
+    """The bucket keys covering the last minute, and the seconds they span."""
+    now = time.time() if now is None else now
+    last = current_bucket(now)
+    first = last - WINDOW_S // SCHEDULER.bucket_s
+    return [keys.busy(b) for b in range(first, last + 1)], now - first * SCHEDULER.bucket_s
+
+
+def tenant_rate(buckets: list[dict[bytes, bytes]], tenant: str, span_s: float) -> float:
+    """Segments per second completed for ``tenant`` in the given buckets (HGETALL replies)."""
+    n = 0
+    for bucket in buckets:
+        for name, value in bucket.items():
+            parts = _split(name)
+            if parts is not None and parts[0] == tenant and parts[2] == "n":
+                n += int(value)
+    return n / max(span_s, 1e-3)
+
+
+@dataclass
+class LaneStats:
+    lane: str
+    queued: int = 0
+    inflight: int = 0
+    served: int = 0
+    """Segments completed since the statistics began."""
+    served_s: float = 0.0
+    """Worker seconds spent on them."""
+    recent: int = 0
+    """Segments completed in the last minute."""
+    recent_s: float = 0.0
+    """Worker seconds in the last minute."""
+
+
+@dataclass
+class TenantStats:
+    tenant: str
+    policy: TenantPolicy
+    configured: bool
+    deficit_ms: float
+    parked: bool
+    lanes: dict[str, LaneStats] = field(default_factory=dict)
+    share: float = 0.0
+    """This tenant's part of all worker time in the last minute (0..1)."""
+
+    @property
+    def queued(self) -> int:
+        return sum(s.queued for s in self.lanes.values())
+
+    @property
+    def inflight(self) -> int:
+        return sum(s.inflight for s in self.lanes.values())
+
+    @property
+    def recent_s(self) -> float:
+        return sum(s.recent_s for s in self.lanes.values())
+
+    @property
+    def recent(self) -> int:
+        return sum(s.recent for s in self.lanes.values())
+
+
+class Stats:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+        self._r = client
+        self.keys = keys or Keys()
+
+    def recent(self, now: float | None = None) -> tuple[dict[tuple[str, str], tuple[int, float]], float]:
+        """(tenant, lane) -> (segments, worker seconds) over the last minute, and the span in seconds."""
+        keys, span = window(self.keys, now)
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        for bucket in pipe.execute():
+            for name, value in bucket.items():
+                parts = _split(name)
+                if parts is None:
+                    continue
+                tenant, lane, kind = parts
+                if kind == "n":
+                    acc[(tenant, lane)][0] += int(value)
+                elif kind == "us":
+                    acc[(tenant, lane)][1] += int(value) / 1e6
+        return {k: (int(v[0]), v[1]) for k, v in acc.items()}, span
+
+    def service_rate(self, tenant: str) -> float:
+        """Segments per second completed for the tenant over the last minute."""
+        keys, span = window(self.keys)
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        return tenant_rate(pipe.execute(), tenant, span)
+
+    def snapshot(self, tenants: list[str] | None = None) -> list[TenantStats]:
+        """Statistics of the named tenants, or of every tenant configured, queued, in flight or recently served."""
+        k, r = self.keys, self._r
+        admin = Tenants(r, k)
+        policies = admin.all()
+        default = admin.default().policy
+        depth = {as_str(name): int(v) for name, v in r.hgetall(k.depth()).items()}
+        drr = {as_str(name): v for name, v in r.hgetall(k.drr()).items()}
+        recent, _ = self.recent()
+        if tenants is None:
+            names = set(policies)
+            names |= {n for n in depth if ":" not in n}
+            names |= {n.rsplit(":", 1)[0] for n, v in drr.items() if n.endswith(":f") and int(v) > 0}
+            names |= {t for t, _ in recent}
+            tenants = sorted(names)
+        served = r.hgetall(k.served())
+        pipe = r.pipeline(transaction=False)
+        for tenant in tenants:
+            for lane in LANES:
+                pipe.exists(k.queue(tenant, lane))
+        exists = pipe.execute()
+        pipe = r.pipeline(transaction=False)
+        probes: list[tuple[str, str]] = []
+        for i, (tenant, lane) in enumerate((t, lane) for t in tenants for lane in LANES):
+            if exists[i]:
+                pipe.xpending(k.queue(tenant, lane), GROUP)
+                probes.append((tenant, lane))
+        pending = dict(zip(probes, (p["pending"] for p in pipe.execute()), strict=True))
+        out: list[TenantStats] = []
+        total_recent = sum(s for _, s in recent.values()) or 0.0
+        for tenant in tenants:
+            ts = TenantStats(tenant, policies.get(tenant, default), tenant in policies,
+                             int(drr.get(f"{tenant}:d", 0)) / 1000, f"{tenant}:p" in drr)  # fmt: skip
+            for lane in LANES:
+                n, s = recent.get((tenant, lane), (0, 0.0))
+                ts.lanes[lane] = LaneStats(
+                    lane,
+                    queued=depth.get(f"{tenant}:{lane}", 0),
+                    inflight=pending.get((tenant, lane), 0),
+                    served=int(served.get(f"{tenant}:{lane}:n".encode(), 0)),
+                    served_s=int(served.get(f"{tenant}:{lane}:us".encode(), 0)) / 1e6,
+                    recent=n,
+                    recent_s=s,
+                )
+            ts.share = ts.recent_s / total_recent if total_recent else 0.0
+            out.append(ts)
+        return out
