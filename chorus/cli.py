@@ -12,9 +12,11 @@ from typing import Any
 
 from shared.config import RedisSettings
 from shared.connection import sync_client
-from shared.errors import ChorusError, ConfigError
+from shared.errors import ChorusError, ConfigError, QueueFull
 
 log = logging.getLogger("chorus")
+EX_TEMPFAIL = 75
+"""Exit status for backpressure (sysexits' EX_TEMPFAIL): try again later."""
 
 
 def _redis(args: argparse.Namespace, *, required: bool = True) -> RedisSettings | None:
@@ -125,6 +127,57 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tenants(args: argparse.Namespace) -> int:
+    from broker.stats import Stats
+    from broker.tenants import DefaultPolicy, Tenants
+    from chorus.report import policy_table, stats_table
+
+    settings = _redis(args)
+    assert settings is not None
+    client = sync_client(settings)
+    admin = Tenants(client)
+    changes: dict[str, Any] = {}
+    for name in ("weight", "max_queued", "max_inflight"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if getattr(args, "lanes", None):
+        changes["lanes"] = tuple(x.strip() for x in args.lanes.split(",") if x.strip())
+    if args.action == "set":
+        policy = admin.update(args.name, **changes)
+        print(policy_table({args.name: policy}, admin.default()))
+    elif args.action == "default":
+        from dataclasses import replace
+
+        current = admin.default()
+        reject = current.reject if args.reject is None else args.reject
+        admin.set_default(DefaultPolicy(reject=reject, policy=replace(current.policy, **changes)))
+        print(policy_table({}, admin.default()))
+    elif args.action == "delete":
+        print(f"{args.name}: {'deleted' if admin.delete(args.name) else 'had no policy'}; the default applies")
+    elif args.action == "show":
+        print(stats_table(Stats(client).snapshot([args.name])))
+    else:
+        print(policy_table(admin.all(), admin.default()))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from broker.stats import Stats
+    from chorus.report import stats_table
+
+    settings = _redis(args)
+    assert settings is not None
+    snap = Stats(sync_client(settings)).snapshot()
+    if args.json:
+        print(json.dumps([{**asdict(t), "policy": t.policy.to_dict()} for t in snap], indent=1))
+    else:
+        print(stats_table(snap))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chorus", description="Multi-tenant speech synthesis over Redis.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -179,6 +232,35 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("ids", nargs="*")
     m.add_argument("--force", action="store_true", help="reinstall even if present")
     m.set_defaults(func=cmd_models)
+
+    t = sub.add_parser("tenants", help="set, list or show tenant policies (weight, caps, lanes)")
+    tsub = t.add_subparsers(dest="action", required=True)
+    for action, text in (("set", "create or change a tenant's policy"),
+                         ("default", "the policy of unconfigured tenants")):  # fmt: skip
+        ts = tsub.add_parser(action, help=text)
+        if action == "set":
+            ts.add_argument("name")
+        else:
+            g = ts.add_mutually_exclusive_group()
+            g.add_argument("--reject", dest="reject", action="store_true", default=None, help="refuse unknown tenants")
+            g.add_argument("--accept", dest="reject", action="store_false", help="serve unknown tenants")
+        ts.add_argument("--weight", type=int, help="share of worker time (1..1000)")
+        ts.add_argument("--max-queued", type=int, help="most queued segments (0 = no cap)")
+        ts.add_argument("--max-inflight", type=int, help="most segments in synthesis at once (0 = no cap)")
+        ts.add_argument("--lanes", help="comma-separated subset of rt,interactive,batch")
+        redis_opt(ts)
+    for action, text in (("list", "every policy"), ("show", "one tenant's policy and live figures"),
+                         ("delete", "drop a tenant's policy")):  # fmt: skip
+        ts = tsub.add_parser(action, help=text)
+        if action != "list":
+            ts.add_argument("name")
+        redis_opt(ts)
+    t.set_defaults(func=cmd_tenants)
+
+    st = sub.add_parser("stats", help="queued, in flight, served and last-minute share per tenant and lane")
+    st.add_argument("--json", action="store_true")
+    redis_opt(st)
+    st.set_defaults(func=cmd_stats)
     return p
 
 
@@ -188,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
+    except QueueFull as exc:
+        print(f"chorus: error: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     except ChorusError as exc:
         print(f"chorus: error: {exc}", file=sys.stderr)
         return 1
