@@ -22,7 +22,9 @@ def summary(ms: list[float]) -> str:
             f"mean {statistics.fmean(ms):.3f} ms  (n={len(ms)})")  # fmt: skip
 
 
-class _Identity:
+class Identity:
+    """A frontend that passes text through (the null and sleep backends read no phonemes)."""
+
     lang = "zh"
 
     def phonemize(self, text: str) -> str:
@@ -31,7 +33,7 @@ class _Identity:
 
 def null_engine() -> Engine:
     backend = NullBackend()
-    return Engine(backends={"jm_kumo": backend}, frontends={"zh": _Identity()})
+    return Engine(backends={"jm_kumo": backend}, frontends={"zh": Identity()})
 
 
 def _run_null_worker(url: str, name: str, claim: int) -> None:

@@ -84,14 +84,18 @@ class Claimer:
         self._claim = client.register_script(script_source(CLAIM))
         self._complete = client.register_script(script_source(COMPLETE))
 
-    def claim(self, consumer: str, count: int = 1) -> list[Claimed]:
-        """Up to ``count`` entries in scheduler order; an empty list when nothing is claimable."""
+    def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0) -> list[Claimed]:
+        """Up to ``count`` entries in scheduler order; an empty list when nothing is claimable.
+
+        ``reserve`` of the ``workers`` live workers are kept for tenants coming back
+        from idle (see ``lua/claim.lua``); 0 keeps the scheduler work-conserving.
+        """
         k = self.keys
         out: list[Claimed] = []
         for _ in range(64):
             flat = self._claim(
                 keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh()],
-                args=[k.queue_prefix(), GROUP, consumer, count - len(out)],
+                args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve],
             )
             for i in range(1, len(flat), 6):
                 out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2]),

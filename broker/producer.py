@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aredis
 
 from broker.scripts import ENQUEUE, script_source
-from broker.segment import segment_text, weight
+from broker.segment import presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url
@@ -66,7 +66,7 @@ def _lane_number(priority: str, seq: int) -> int:
 
 
 def prepare(
-    text: str,
+    text: str | list[str] | tuple[str, ...],
     *,
     tenant: str,
     keys: Keys,
@@ -77,7 +77,11 @@ def prepare(
     deadline_s: float | None = None,
     request_id: str | None = None,
 ) -> PreparedRequest:
-    """Validate and segment a request; nothing touches Redis here."""
+    """Validate and segment a request; nothing touches Redis here.
+
+    ``text`` is a string that chorus segments, or a list of strings that the
+    caller has already cut into segments (one model call each, in order).
+    """
     validate_tenant(tenant)
     spec = catalog.voice(voice)
     model = catalog.models[spec.model]
@@ -90,7 +94,7 @@ def prepare(
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise TextError(f"text is not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
-    segments = segment_text(text)
+    segments = presegmented(list(text)) if isinstance(text, (list, tuple)) else segment_text(text)
     rid = request_id or new_request_id(keys.shard)
     now_ms = int(time.time() * 1000)
     deadline_ms = int(now_ms + deadline_s * 1000) if deadline_s else 0
@@ -166,7 +170,7 @@ class Producer:
         self.catalog = catalog or load_catalog()
         self._script = client.register_script(script_source(ENQUEUE))
 
-    def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
+    def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
             try:
@@ -195,7 +199,7 @@ class AsyncProducer:
         self.catalog = catalog or load_catalog()
         self._script = client.register_script(script_source(ENQUEUE))
 
-    async def enqueue(self, text: str, *, tenant: str, **options: Any) -> EnqueueResult:
+    async def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
             try:

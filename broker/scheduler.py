@@ -6,8 +6,11 @@ How the scheduler works, in one place (the scripts carry the same words):
   their in-flight cap. The tenant at the head is served while its deficit is
   positive; a tenant out of credit is given ``weight x quantum`` and moved to the
   tail. This is DRR with overdraft (as in fq_codel): one claim may take a tenant
-  below zero, and the debt is paid before its next turn. Credit is capped at one
-  turn (``weight x quantum``), so no tenant banks service.
+  below zero, and the debt is paid before its next turn. Credit is granted one
+  turn (``weight x quantum``) at a time, so no tenant banks service; while the
+  rate is still being measured (first ``ewma`` completions) credit is also capped
+  at one turn at claim time, so credit granted from the initial guess does not
+  linger.
 * **Cost.** A claim charges ``characters x rate``: the estimate. When the segment
   completes, the deficit is corrected by ``charged - measured`` worker time, so
   fairness holds in worker time, not in segment count. ``rate`` (microseconds per

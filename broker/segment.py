@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from shared.errors import TextError
 from shared.protocol import MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
 
-__all__ = ["FIRST_MAX_CHARS", "MAX_CHARS", "Segment", "clauses", "segment_text", "weight"]
+__all__ = ["FIRST_MAX_CHARS", "MAX_CHARS", "Segment", "clauses", "presegmented", "segment_text", "weight"]
 
 FIRST_MAX_CHARS = 24
 """Longest first segment (weighted characters)."""
@@ -155,6 +155,29 @@ def segment_text(
         if len(s.text.encode("utf-8")) > MAX_SEGMENT_TEXT_BYTES:  # pragma: no cover - max_chars bounds it
             raise TextError("a segment exceeds the byte limit")
     return segments
+
+
+def presegmented(texts: list[str]) -> list[Segment]:
+    """Segments a producer cut itself (one model call each), checked against the protocol limits."""
+    if not texts:
+        raise TextError("no segments given")
+    if len(texts) > MAX_SEGMENTS:
+        raise TextError(f"{len(texts)} segments; the limit is {MAX_SEGMENTS}")
+    out: list[Segment] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TextError(f"segment {i} must be a str, got {type(text).__name__}")
+        text = unicodedata.normalize("NFC", text).strip()
+        if not text:
+            raise TextError(f"segment {i} has nothing to speak")
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise TextError(f"segment {i} is not valid Unicode (lone surrogate)") from None
+        if size > MAX_SEGMENT_TEXT_BYTES:
+            raise TextError(f"segment {i} is {size} UTF-8 bytes; the limit is {MAX_SEGMENT_TEXT_BYTES}")
+        out.append(Segment(text))
+    return out
 
 
 def _join(a: str, b: str) -> str:

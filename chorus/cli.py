@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -63,7 +64,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _redis(args)
     assert settings is not None
     engine = load_engine(threads=args.threads, device=args.device)
-    config = WorkerConfig(claim_count=args.claim)
+    config = WorkerConfig(claim_count=args.claim, reserve=args.reserve)
     if args.name:
         config.name = args.name
     worker = Worker(sync_client(settings), engine, config=config)
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a synthesis worker")
     w.add_argument("--claim", type=int, default=1, help="segments per claim")
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
+    w.add_argument("--reserve", type=int, default=int(os.environ.get("CHORUS_RESERVE", "0")),
+                   help="workers kept for tenants back from idle (default $CHORUS_RESERVE or 0: work-conserving)")
     redis_opt(w)
     model_opts(w)
     w.set_defaults(func=cmd_worker)

@@ -50,6 +50,10 @@ class WorkerConfig:
     audio_ttl_s: int = 300
     """How long a finished request's audio stays readable."""
     heartbeat_s: float = 2.0
+    reserve: int = 0
+    """Workers (of all live ones) kept for tenants coming back from idle: their first audio
+    never waits for a busy worker, at the price of idle capacity under saturation. 0 keeps
+    the scheduler work-conserving. Every worker of a deployment should use the same value."""
 
 
 class _FrameSink:
@@ -95,6 +99,9 @@ class Worker:
         self.failed = 0
         self._last_beat = 0.0
         self._t0 = 0.0
+        self._settle_us = 0.0
+        self.live_workers = 1
+        """Workers with a recent heartbeat, counted at each heartbeat (for the reserve)."""
 
     # -- loop -----------------------------------------------------------------------
 
@@ -117,7 +124,8 @@ class Worker:
     def run_once(self) -> int:
         """Claim and serve one batch; returns how many segments were claimed."""
         self.heartbeat()
-        items = self.claimer.claim(self.config.name, self.config.claim_count)
+        items = self.claimer.claim(self.config.name, self.config.claim_count,
+                                   workers=self.live_workers, reserve=self.config.reserve)  # fmt: skip
         for item in items:
             self.serve(item)
         return len(items)
@@ -132,7 +140,8 @@ class Worker:
         pipe = self._r.pipeline(transaction=False)
         pipe.zadd(self.keys.workers(), {self.config.name: int(now * 1000)})
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
-        pipe.execute()
+        pipe.zcount(self.keys.workers(), int((now - 3 * self.config.heartbeat_s) * 1000), "+inf")
+        self.live_workers = max(1, int(pipe.execute()[-1]))
 
     # -- one segment --------------------------------------------------------------------
 
@@ -173,11 +182,21 @@ class Worker:
         log.debug("segment %s/%d: %d frames in %.3fs", job.request_id, job.seq, sink.index, time.perf_counter() - t0)
 
     def _measured_us(self) -> int:
-        """Worker time spent on the current entry: the scheduler's correction of its estimate."""
-        return int((time.perf_counter() - self._t0) * 1e6)
+        """Worker time spent on the current entry: the scheduler's correction of its estimate.
+
+        The completion call itself is part of the cost but cannot time itself, so the
+        moving average of this worker's recent completion calls stands in for it (it
+        matters for short segments: a few per cent of their time).
+        """
+        return int((time.perf_counter() - self._t0) * 1e6 + self._settle_us)
+
+    def _settled(self, started: float) -> None:
+        self._settle_us += ((time.perf_counter() - started) * 1e6 - self._settle_us) / 16
 
     def _complete(self, item: Claimed, rid: str, ok: bool) -> None:
+        started = time.perf_counter()
         done = self.claimer.complete(item, rid, ok, self._measured_us())
+        self._settled(started)
         if done.finished:
             audio = self.keys.audio(rid)
             status = "ok" if done.failed == 0 else "error"

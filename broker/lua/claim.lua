@@ -10,12 +10,21 @@
 -- weight x quantum and goes to the tail. A tenant reaching its in-flight cap is parked
 -- (taken off the ring) until a completion brings it below the cap again.
 -- KEYS: 1 depth hash, 2 active list, 3 active set, 4 tenants hash, 5 drr hash, 6 fresh list
--- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count
+-- With a reserve R > 0 (of W live workers), once W - R segments are in flight the ring
+-- is not served: the last R workers take only tenants on the fresh list, so a tenant
+-- back from idle never waits for a busy worker to finish (not work-conserving: R
+-- workers may idle while the ring has work).
+-- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count,
+--       5 live workers W, 6 reserve R (0 = work-conserving)
 -- Returns {more, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
 -- more = 1 when the visit budget ran out before the ring did (claim again at once).
 local depth, active, active_set, tenants, drr, fresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
+local workers, reserve = num(ARGV[5], 0), num(ARGV[6], 0)
+if reserve >= workers then reserve = workers - 1 end
+local busy = num(redis.call('HGET', drr, '~f'), 0)
+local warming = num(redis.call('HGET', drr, '~n'), 0) < CFG.ewma
 local rate = scheduler_state(drr)
 local out = {0}
 local got = 0
@@ -59,6 +68,7 @@ while got < want do
   local list = fresh
   local tenant = redis.call('LINDEX', fresh, 0)
   if not tenant then
+    if reserve > 0 and busy >= workers - reserve then break end
     list = active
     tenant = redis.call('LINDEX', active, 0)
   end
@@ -66,8 +76,12 @@ while got < want do
   local policy = policy_of(tenants, tenant)
   local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
   local _, quantum = scheduler_state(drr)
-  -- credit never exceeds one turn, so a quantum that shrank (faster model) applies at once
-  local d = math.min(num(redis.call('HGET', drr, tenant .. ':d'), 0), quantum * policy.weight)
+  local d = num(redis.call('HGET', drr, tenant .. ':d'), 0)
+  if warming then
+    -- credit granted from the initial guess is capped at one measured turn; after the
+    -- warm-up no cap: a refund (estimate above the measured time) is owed in full
+    d = math.min(d, quantum * policy.weight)
+  end
   if num(redis.call('HGET', depth, tenant), 0) <= 0 then
     forget(list, tenant)
   elseif policy.max_inflight > 0 and inflight >= policy.max_inflight then
@@ -95,6 +109,8 @@ while got < want do
       local cost = math.max(1, math.floor(chars * rate))
       redis.call('HSET', drr, tenant .. ':d', d - cost)
       redis.call('HSET', drr, tenant .. ':f', inflight + 1)
+      busy = busy + 1
+      redis.call('HSET', drr, '~f', busy)
       redis.call('HINCRBY', depth, tenant .. ':' .. lane, -1)
       redis.call('HINCRBY', depth, tenant, -1)
       local n = #out

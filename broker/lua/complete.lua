@@ -18,6 +18,9 @@ if acked == 1 then
     redis.call('HSET', drr, tenant .. ':f', 0)
     inflight = 0
   end
+  if redis.call('HINCRBY', drr, '~f', -1) < 0 then
+    redis.call('HSET', drr, '~f', 0)
+  end
   local charged, actual, chars = num(ARGV[6], 0), num(ARGV[7], -1), num(ARGV[8], 0)
   if actual >= 0 then
     local d = num(redis.call('HGET', drr, tenant .. ':d'), 0)

@@ -43,6 +43,8 @@ class Model:
     rate: int = SCHEDULER.rate
     quantum: int = SCHEDULER.quantum
     samples: int = 0
+    busy: int = 0
+    """Segments in flight over all tenants (for the worker reserve)."""
     quantum_at: int = 0
 
     def policy(self, tenant: str) -> TenantPolicy:
@@ -103,20 +105,25 @@ class Model:
                 return lane
         return None
 
-    def _claim_once(self, want: int) -> tuple[list[Pick], bool]:
+    def _claim_once(self, want: int, workers: int, reserve: int) -> tuple[list[Pick], bool]:
         out: list[Pick] = []
         visits, budget = 0, SCHEDULER.visits + 4 * want
+        reserve = min(reserve, workers - 1)
         while len(out) < want:
             if visits >= budget:
                 return out, True
             visits += 1
+            if not self.fresh and reserve > 0 and self.busy >= workers - reserve:
+                break
             lst = self.fresh if self.fresh else self.ring
             if not lst:
                 break
             tenant = lst[0]
             pol = self.policy(tenant)
             f = self.inflight.get(tenant, 0)
-            d = min(self.deficit.get(tenant, 0), self.quantum * pol.weight)
+            d = self.deficit.get(tenant, 0)
+            if self.samples < SCHEDULER.ewma:
+                d = min(d, self.quantum * pol.weight)
             if self.depth(tenant) <= 0:
                 lst.pop(0)
                 self.active.discard(tenant)
@@ -136,14 +143,15 @@ class Model:
                 cost = max(1, billed * self.rate)
                 self.deficit[tenant] = d - cost
                 self.inflight[tenant] = f + 1
+                self.busy += 1
                 out.append(Pick(tag, tenant, lane, cost, chars))
         return out, False
 
-    def claim(self, want: int) -> list[Pick]:
+    def claim(self, want: int, workers: int = 1, reserve: int = 0) -> list[Pick]:
         """What ``Claimer.claim`` does: call the script again while it reports more."""
         out: list[Pick] = []
         for _ in range(64):
-            got, more = self._claim_once(want - len(out))
+            got, more = self._claim_once(want - len(out), workers, reserve)
             out += got
             if not more or len(out) >= want:
                 break
@@ -154,6 +162,7 @@ class Model:
     def complete(self, pick: Pick, actual: int, now_ms: int) -> None:
         t = pick.tenant
         self.inflight[t] = max(0, self.inflight.get(t, 0) - 1)
+        self.busy = max(0, self.busy - 1)
         self.deficit[t] = self.deficit.get(t, 0) + pick.cost - actual
         if 1 <= pick.chars <= SCHEDULER.max_chars:
             self.samples = min(self.samples + 1, SCHEDULER.ewma)

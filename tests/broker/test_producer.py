@@ -111,3 +111,18 @@ def test_async_producer(redis_url: str, r: redis.Redis, keys: Keys) -> None:
     assert r.hget(keys.request(rid), "segments") == b"2"
     payload = msgpack.unpackb(r.xrange(keys.queue("acme", "rt"))[0][1][b"p"])
     assert payload["req"] == rid
+
+
+def test_presegmented_text_keeps_the_callers_cuts(r: redis.Redis, keys: Keys) -> None:
+    res = Producer(r).enqueue(["你好", "今天天气很好我们一起去公园散步吧今天天气很好我们一起去公园散步吧"], tenant="t")
+    assert res.segments == 2
+    (rt,) = r.xrange(keys.queue("t", "rt"))
+    (inter,) = r.xrange(keys.queue("t", "interactive"))
+    assert decode_segment(rt[1][b"p"]).text == "你好" and inter[1][b"c"] == b"32"
+
+
+@pytest.mark.parametrize("bad", [[], ["你好", "  "], ["x" * 5000], [b"bytes"]])
+def test_presegmented_text_is_checked(r: redis.Redis, bad: list[object]) -> None:
+    with pytest.raises(TextError):
+        Producer(r).enqueue(bad, tenant="t")  # type: ignore[arg-type]
+    assert r.dbsize() == 0

@@ -86,10 +86,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         expected = self.model.enqueue(tenant, [(lane, chars, f"{rid}:{i}") for i, (lane, chars) in enumerate(segs)])
         assert refused == expected
 
-    @rule(want=st.integers(1, 6))
-    def claim(self, want: int) -> None:
-        got = self.claimer.claim("w", want)
-        expected = self.model.claim(want)
+    @rule(want=st.integers(1, 6), workers=st.integers(1, 8), reserve=st.sampled_from([0, 0, 1, 2]))
+    def claim(self, want: int, workers: int, reserve: int) -> None:
+        got = self.claimer.claim("w", want, workers=workers, reserve=reserve)
+        expected = self.model.claim(want, workers, reserve)
         seen = [(f"{c.request_id}:{decode_segment(c.payload or b'').seq}", c.tenant, c.lane, c.cost_us) for c in got]
         assert seen == [(p.tag, p.tenant, p.lane, p.cost) for p in expected]
         for c in got:
@@ -120,6 +120,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert drr.get(f"{t}:d", 0) == m.deficit.get(t, 0), t
             assert drr.get(f"{t}:f", 0) == m.inflight.get(t, 0), t
             assert (f"{t}:p" in drr) == (t in m.parked), t
+        assert drr.get("~f", 0) == m.busy
         assert drr.get("~rate", m.rate) == m.rate
         assert drr.get("~q", m.quantum) == m.quantum
 
