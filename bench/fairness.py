@@ -100,8 +100,10 @@ class Pool:
     def __init__(self, url: str, n: int, ms_per_char: float, reserve: int = 0) -> None:
         self._dir = tempfile.mkdtemp(prefix="chorus-fair-")
         ctx = mp.get_context("spawn")
-        self.procs = [ctx.Process(target=_worker_main, args=(url, f"w{i}", ms_per_char, f"{self._dir}/w{i}.json", reserve))
-                      for i in range(n)]  # fmt: skip
+        self.procs = []
+        for i in range(n):
+            args = (url, f"w{i}", ms_per_char, f"{self._dir}/w{i}.json", reserve)
+            self.procs.append(ctx.Process(target=_worker_main, args=args))
         for p in self.procs:
             p.start()
 
