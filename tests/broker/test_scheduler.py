@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import redis
+from redis.crc import key_slot
 
 from broker.claim import Claimer
 from broker.producer import Producer
@@ -141,3 +142,34 @@ def test_many_parked_tenants_do_not_hide_a_claimable_one(r: redis.Redis) -> None
     _fill(r, "free", 1)
     got = c.claim("w", 1)
     assert [i.tenant for i in got] == ["free"]
+
+
+def test_work_conserving_an_idle_tenants_share_goes_to_the_others(r: redis.Redis) -> None:
+    t = Tenants(r)
+    for name, weight in (("a", 3), ("b", 1), ("idle", 4)):
+        t.set(name, TenantPolicy(weight=weight))
+    _warm(r, 1000, 2000)
+    _fill(r, "a", 100)
+    _fill(r, "b", 100)
+    c = Claimer(r)
+    got = c.claim("w", 40)
+    assert len(got) == 40, "nothing is held back for the configured but idle tenant"
+    count = Counter(i.tenant for i in got)
+    assert abs(count["a"] / count["b"] - 3) < 0.25, count
+
+
+def test_every_key_the_scripts_touch_is_in_the_shards_hash_slot(r: redis.Redis, keys: Keys) -> None:
+    t = Tenants(r)
+    t.set("a", TenantPolicy(weight=2, max_inflight=1))
+    _fill(r, "a", 3)
+    _fill(r, "b", 3, priority="interactive")
+    c = Claimer(r)
+    for item in c.claim("w", 3):
+        c.complete(item, item.request_id, ok=True, measured_us=500)
+    for key in (k.decode() for k in r.keys("*")):
+        if key.endswith(":audio"):
+            assert key.startswith(f"{keys.prefix}:{{r:"), key  # the audio stream's own tag, written outside the scripts
+        else:
+            assert key.startswith(f"{keys.prefix}:{{{keys.shard}}}:"), key
+    slots = {key_slot(k) for k in r.keys("*") if not k.endswith(b":audio")}
+    assert len(slots) == 1, "one Redis Cluster slot: every script call is valid on a cluster"
