@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ SAMPLES_PER_TOKEN = 240  # 10 ms at 24 kHz
 TINY_VOICES = ("jm_kumo", "jf_alpha")
 
 
-def tiny_model_bytes() -> bytes:
+def tiny_model_bytes(gain: float = 1.2) -> bytes:
     """Kokoro's interface (tokens, style, speed -> audio) with 10 ms of tone per token, peaks 1.2."""
     nodes = [
         helper.make_node("Cast", ["tokens"], ["tf"], to=TensorProto.FLOAT),
@@ -45,7 +46,7 @@ def tiny_model_bytes() -> bytes:
         helper.make_tensor("reps", TensorProto.INT64, [2], [1, SAMPLES_PER_TOKEN]),
         helper.make_tensor("flat", TensorProto.INT64, [1], [-1]),
         helper.make_tensor("freq", TensorProto.FLOAT, [], [0.7]),
-        helper.make_tensor("gain", TensorProto.FLOAT, [], [1.2]),
+        helper.make_tensor("gain", TensorProto.FLOAT, [], [gain]),
     ]
     graph = helper.make_graph(
         nodes,
@@ -69,6 +70,19 @@ def tiny_backend() -> KokoroBackend:
     rng = np.random.default_rng(0)
     voices = {v: rng.standard_normal((510, 1, 256)).astype(np.float32) for v in TINY_VOICES}
     return KokoroBackend(tiny_model_bytes(), vocab, voices, model_id="tiny", threads=1, device="cpu")
+
+
+def tiny_model_files(gain: float = 1.2) -> dict[str, bytes]:
+    """The files of a tiny model version as the store holds them (model.onnx, vocab.json, voices.npz)."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(buf, **{v: rng.standard_normal((510, 1, 256)).astype(np.float32) for v in TINY_VOICES})
+    vocab = {"vocab": {c: i + 1 for i, c in enumerate(SYMBOLS)}}
+    return {
+        "model.onnx": tiny_model_bytes(gain),
+        "vocab.json": json.dumps(vocab).encode(),
+        "voices.npz": buf.getvalue(),
+    }
 
 
 def tiny_engine() -> Engine:

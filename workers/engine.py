@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,13 +22,27 @@ __all__ = ["Engine", "load_engine"]
 log = logging.getLogger(__name__)
 
 
+Loader = Callable[[str, str, "str | None"], tuple[SynthesisBackend, list[str]]]
+"""(model id, version, floor) -> a verified, warmed backend and the voices it serves."""
+
+
 @dataclass
 class Engine:
-    """Backends by voice name, frontends by language."""
+    """Backends by voice name, frontends by language, and the model version behind each."""
 
     backends: dict[str, SynthesisBackend]
     frontends: dict[str, TextFrontend]
     verify_s: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    """Model id -> the version being served."""
+    loader: Loader | None = None
+    """How to load another version of a model (set by :func:`load_engine`)."""
+
+    def swap(self, model_id: str, version: str, backend: SynthesisBackend, voices: list[str]) -> None:
+        """Serve ``voices`` from ``backend`` from the next segment on (the worker calls this between segments)."""
+        for voice in voices:
+            self.backends[voice] = backend
+        self.versions[model_id] = version
 
     def voices(self) -> list[str]:
         return sorted(self.backends)
@@ -63,8 +77,13 @@ def load_engine(
     device: str = "auto",
     model_ids: list[str] | None = None,
     warm_up: bool = True,
+    versions: dict[str, str] | None = None,
 ) -> Engine:
-    """Load every installed (or every named) model from the store, verified, and warm it up."""
+    """Load every installed (or every named) model from the store, verified, and warm it up.
+
+    ``versions`` picks a version per model id (the deployment's active ones);
+    otherwise the catalog's highest.
+    """
     from workers.frontend_zh import MandarinFrontend
 
     store = store or ModelStore()
@@ -72,16 +91,20 @@ def load_engine(
     wanted = model_ids or [m for m, spec in catalog.models.items() if store.is_installed(spec)]
     if not wanted:
         raise ChorusError(f"no model installed in {store.root}; run `chorus models install kokoro`")
-    engine = Engine(backends={}, frontends={"zh": MandarinFrontend()})
-    for model_id in wanted:
-        spec = catalog.models[model_id]
-        loaded = store.load(spec)
+    def load(model_id: str, version: str | None, floor: str | None) -> tuple[SynthesisBackend, list[str]]:
+        spec = catalog.spec(model_id, version)
+        loaded = store.load(spec, floor=floor)
         engine.verify_s[model_id] = loaded.verify_s
         backend = KokoroBackend.from_loaded(loaded, threads=threads, device=device)
         if warm_up:
             backend.warm_up()
-        for voice in spec.voices:
-            engine.backends[voice.name] = backend
+        return backend, [v.name for v in spec.voices]
+
+    engine = Engine(backends={}, frontends={"zh": MandarinFrontend()}, loader=load)
+    for model_id in wanted:
+        version = (versions or {}).get(model_id) or catalog.models[model_id].version
+        backend, voices = load(model_id, version, None)
+        engine.swap(model_id, version, backend, voices)
     if warm_up:
         for frontend in engine.frontends.values():
             frontend.phonemize("你好")

@@ -23,9 +23,11 @@ import redis
 
 from broker.claim import Claimed, Claimer
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
+from shared.connection import as_str
 from shared.errors import ChorusError, ProtocolError, RequestNotFound
 from shared.keys import Keys, shard_of
 from shared.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_segment, encode_frame
+from workers.backend import SynthesisBackend
 from workers.engine import Engine
 
 __all__ = ["Worker", "WorkerConfig"]
@@ -102,6 +104,12 @@ class Worker:
         self._settle_us = 0.0
         self.live_workers = 1
         """Workers with a recent heartbeat, counted at each heartbeat (for the reserve)."""
+        self.model_errors: dict[str, str] = {}
+        """Model id -> why the last activated version was refused (shown by `chorus models list`)."""
+        self.model_failures = 0
+        self._refused: set[tuple[str, str]] = set()
+        self._loading: threading.Thread | None = None
+        self._ready: tuple[str, str, SynthesisBackend, list[str]] | None = None
 
     # -- loop -----------------------------------------------------------------------
 
@@ -124,6 +132,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim and serve one batch; returns how many segments were claimed."""
         self.heartbeat()
+        self._swap_ready()
         items = self.claimer.claim(self.config.name, self.config.claim_count,
                                    workers=self.live_workers, reserve=self.config.reserve)  # fmt: skip
         for item in items:
@@ -136,12 +145,58 @@ class Worker:
             return
         self._last_beat = now
         info = {"voices": self.engine.voices(), "pid": os.getpid(), "served": self.served,
-                "devices": sorted({b.device for b in self.engine.backends.values()})}  # fmt: skip
+                "devices": sorted({b.device for b in self.engine.backends.values()}),
+                "models": self.engine.versions, "model_errors": self.model_errors,
+                "model_failures": self.model_failures}  # fmt: skip
         pipe = self._r.pipeline(transaction=False)
         pipe.zadd(self.keys.workers(), {self.config.name: int(now * 1000)})
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
         pipe.zcount(self.keys.workers(), int((now - 3 * self.config.heartbeat_s) * 1000), "+inf")
-        self.live_workers = max(1, int(pipe.execute()[-1]))
+        pipe.hgetall(self.keys.models_active())
+        *_, live, active = pipe.execute()
+        self.live_workers = max(1, int(live))
+        self._follow_activation({as_str(k): as_str(v) for k, v in active.items()})
+
+    # -- hot activation -----------------------------------------------------------------
+
+    def _follow_activation(self, active: dict[str, str]) -> None:
+        """Start loading an activated version this worker does not serve yet (one at a time, in the background)."""
+        if self.engine.loader is None or (self._loading is not None and self._loading.is_alive()):
+            return
+        for model_id, version in sorted(active.items()):
+            current = self.engine.versions.get(model_id)
+            if current is None or current == version or (model_id, version) in self._refused:
+                continue
+            self._loading = threading.Thread(target=self._load_version, args=(model_id, version, current),
+                                             name=f"load-{model_id}-{version}", daemon=True)  # fmt: skip
+            self._loading.start()
+            return
+
+    def _load_version(self, model_id: str, version: str, current: str) -> None:
+        assert self.engine.loader is not None
+        try:
+            backend, voices = self.engine.loader(model_id, version, current)
+        except (ChorusError, OSError, ValueError, RuntimeError) as exc:
+            self._refused.add((model_id, version))
+            self.model_errors[model_id] = f"{version}: {exc}"
+            self.model_failures += 1
+            log.error("worker %s refused %s %s, still serving %s: %s",
+                      self.config.name, model_id, version, current, exc)  # fmt: skip
+            self.heartbeat(force=True)
+            return
+        self._ready = (model_id, version, backend, voices)
+
+    def _swap_ready(self) -> None:
+        """Between segments: serve a freshly verified version from the next segment on."""
+        ready, self._ready = self._ready, None
+        if ready is None:
+            return
+        model_id, version, backend, voices = ready
+        previous = self.engine.versions.get(model_id)
+        self.engine.swap(model_id, version, backend, voices)
+        self.model_errors.pop(model_id, None)
+        log.info("worker %s now serves %s %s (was %s)", self.config.name, model_id, version, previous)
+        self.heartbeat(force=True)
 
     # -- one segment --------------------------------------------------------------------
 
