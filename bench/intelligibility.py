@@ -65,7 +65,22 @@ def han(text: str) -> str:
     return "".join(re.findall(r"[\u4e00-\u9fff]", normalize_zh(text)))
 
 
-def cer(ref: str, hyp: str) -> float:
+ENGLISH = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me back when you have a moment this afternoon.",
+    "Our meeting has been moved to Thursday morning at the main office.",
+    "Fresh bread and warm soup are waiting for you in the kitchen.",
+    "Turn left at the second traffic light and drive straight ahead.",
+    "Speech synthesis turns written text into natural sounding audio.",
+]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def cer(ref: str | list[str], hyp: str | list[str]) -> float:
+    """Edit distance over characters (strings) or words (lists), divided by the reference length."""
     prev = list(range(len(hyp) + 1))
     for i, rc in enumerate(ref, 1):
         cur = [i]
@@ -75,28 +90,41 @@ def cer(ref: str, hyp: str) -> float:
     return prev[-1] / max(1, len(ref))
 
 
+def run(asr: object, client: object, tmp: str, texts: list[str], voice: str, lang: str) -> float:
+    errors = units = 0.0
+    for text in texts:
+        wav = Path(tmp) / "s.wav"
+        speak(client, text, wav, voice=voice)  # type: ignore[arg-type]
+        prompt = "以下是普通话的句子。" if lang == "zh" else None
+        segments, _ = asr.transcribe(str(wav), language=lang, beam_size=5, initial_prompt=prompt)  # type: ignore[attr-defined]
+        heard = "".join(s.text for s in segments)
+        ref, hyp = (han(text), han(heard)) if lang == "zh" else (words(text), words(heard))
+        e = cer(ref, hyp)
+        errors += e * len(ref)
+        units += len(ref)
+        print(f"{'CER' if lang == 'zh' else 'WER'} {e:5.1%}  said: {text}\n            heard: {heard}")
+    unit = "characters" if lang == "zh" else "words"
+    print(f"overall {'CER' if lang == 'zh' else 'WER'} {errors / units:.1%} over {int(units)} {unit} "
+          f"(voice {voice}, whisper base)\n")  # fmt: skip
+    return errors / units
+
+
 def main() -> None:
     from faster_whisper import WhisperModel
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--voice", default="jm_kumo")
+    ap.add_argument("--voice", default="jm_kumo", help="Mandarin voice")
+    ap.add_argument("--english-voice", default="en_joe")
+    ap.add_argument("--lang", choices=["zh", "en", "all"], default="all")
     args = ap.parse_args()
     asr = WhisperModel(str(whisper_dir()), device="cpu", compute_type="int8")
-    engine = load_engine(threads=2, model_ids=["kokoro"])
-    errors = chars = 0.0
+    models = {"zh": ["kokoro"], "en": ["piper-joe"], "all": ["kokoro", "piper-joe"]}[args.lang]
+    engine = load_engine(threads=2, model_ids=models)
     with embedded_stack(engine) as client, tempfile.TemporaryDirectory() as tmp:
-        for text in SENTENCES:
-            wav = Path(tmp) / "s.wav"
-            speak(client, text, wav, voice=args.voice)
-            segments, _ = asr.transcribe(str(wav), language="zh", beam_size=5,
-                                         initial_prompt="以下是普通话的句子。")  # fmt: skip
-            heard = "".join(s.text for s in segments)
-            ref, hyp = han(text), han(heard)
-            e = cer(ref, hyp)
-            errors += e * len(ref)
-            chars += len(ref)
-            print(f"CER {e:5.1%}  said: {text}\n            heard: {heard}")
-    print(f"overall CER {errors / chars:.1%} over {int(chars)} characters (voice {args.voice}, whisper base)")
+        if args.lang in ("zh", "all"):
+            run(asr, client, tmp, SENTENCES, args.voice, "zh")
+        if args.lang in ("en", "all"):
+            run(asr, client, tmp, ENGLISH, args.english_voice, "en")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 
 pick_python() {
-  for py in "${CHORUS_PYTHON:-}" python3.12 python3.11 python3.10 python3; do
+  # 3.11 first: piper-phonemize (English G2P) ships wheels up to CPython 3.11
+  for py in "${CHORUS_PYTHON:-}" python3.11 python3.10 python3.12 python3; do
     [ -n "$py" ] || continue
     if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
       echo "$py"; return 0
@@ -31,6 +32,6 @@ ensure_venv() {  # $1: extras, e.g. "test"
   touch "$stamp"
 }
 
-ensure_model() {  # installs the Kokoro model into the store when it is not there (idempotent, fast)
-  "$venv/bin/chorus" models install kokoro >/dev/null
+ensure_model() {  # installs and verifies the models when they are not there (idempotent, fast)
+  "$venv/bin/chorus" models install kokoro piper-joe >/dev/null
 }

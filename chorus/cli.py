@@ -63,11 +63,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _redis(args)
     assert settings is not None
-    engine = load_engine(threads=args.threads, device=args.device)
+    from workers.activation import Activation
+
+    client = sync_client(settings)
+    engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).active())
     config = WorkerConfig(claim_count=args.claim, reserve=args.reserve)
     if args.name:
         config.name = args.name
-    worker = Worker(sync_client(settings), engine, config=config)
+    worker = Worker(client, engine, config=config)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     print(f"worker {config.name} on {settings.safe_url()}: voices {', '.join(engine.voices())}", file=sys.stderr)
     try:

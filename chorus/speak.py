@@ -42,6 +42,7 @@ class SpeakResult:
     first_audio_s: float
     total_s: float
     audio_s: float
+    sample_rate: int = 24000
 
     @property
     def rtf(self) -> float:
@@ -99,7 +100,8 @@ def speak(client: redis.Redis, text: str, out: Path | str, *, tenant: str = "def
     t0 = time.perf_counter()
     result = Producer(client, keys=keys).enqueue(text, tenant=tenant, voice=voice, speed=speed)
     first, audio_s = listen_to_wav(client, result.request_id, out, keys=keys, timeout_s=timeout_s, started=t0)
-    return SpeakResult(result.request_id, result.segments, first, time.perf_counter() - t0, audio_s)
+    return SpeakResult(result.request_id, result.segments, first, time.perf_counter() - t0, audio_s,
+                       result.sample_rate)  # fmt: skip
 
 
 def speak_embedded(text: str, out: Path | str, *, threads: int | None, device: str, **options: object) -> SpeakResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,11 +16,15 @@ from shared.protocol import SegmentJob
 from workers.backend import SynthesisBackend
 from workers.frontend import TextFrontend
 from workers.kokoro import KokoroBackend
-from workers.model_store import ModelStore
+from workers.model_store import LoadedModel, ModelStore
 
 __all__ = ["Engine", "load_engine"]
 
 log = logging.getLogger(__name__)
+
+
+class WarmBackend(SynthesisBackend, Protocol):
+    def warm_up(self) -> None: ...
 
 
 Loader = Callable[[str, str, "str | None"], tuple[SynthesisBackend, list[str]]]
@@ -84,28 +89,57 @@ def load_engine(
     ``versions`` picks a version per model id (the deployment's active ones);
     otherwise the catalog's highest.
     """
-    from workers.frontend_zh import MandarinFrontend
-
     store = store or ModelStore()
     catalog = catalog or load_catalog()
     wanted = model_ids or [m for m, spec in catalog.models.items() if store.is_installed(spec)]
     if not wanted:
         raise ChorusError(f"no model installed in {store.root}; run `chorus models install kokoro`")
+
     def load(model_id: str, version: str | None, floor: str | None) -> tuple[SynthesisBackend, list[str]]:
         spec = catalog.spec(model_id, version)
         loaded = store.load(spec, floor=floor)
         engine.verify_s[model_id] = loaded.verify_s
-        backend = KokoroBackend.from_loaded(loaded, threads=threads, device=device)
+        backend = make_backend(loaded, threads=threads, device=device)
         if warm_up:
             backend.warm_up()
         return backend, [v.name for v in spec.voices]
 
-    engine = Engine(backends={}, frontends={"zh": MandarinFrontend()}, loader=load)
+    engine = Engine(backends={}, frontends={}, loader=load)
     for model_id in wanted:
         version = (versions or {}).get(model_id) or catalog.models[model_id].version
         backend, voices = load(model_id, version, None)
         engine.swap(model_id, version, backend, voices)
-    if warm_up:
-        for frontend in engine.frontends.values():
-            frontend.phonemize("你好")
+        for lang in catalog.spec(model_id, version).languages:
+            if lang not in engine.frontends:
+                engine.frontends[lang] = make_frontend(lang)
+                if warm_up:
+                    engine.frontends[lang].phonemize(WARM_UP_TEXT.get(lang, "a"))
     return engine
+
+
+WARM_UP_TEXT = {"zh": "你好", "en": "Hello."}
+
+
+def make_frontend(lang: str) -> TextFrontend:
+    """The text frontend of a language (its packages are imported only when it is served)."""
+    if lang == "zh":
+        from workers.frontend_zh import MandarinFrontend
+
+        return MandarinFrontend()
+    if lang == "en":
+        from workers.frontend_en import EnglishFrontend
+
+        return EnglishFrontend()
+    raise ChorusError(f"no text frontend for language {lang!r}")
+
+
+def make_backend(loaded: LoadedModel, *, threads: int | None, device: str) -> WarmBackend:
+    """The ONNX backend of a verified model, by its catalog family."""
+    family = loaded.spec.family
+    if family == "kokoro":
+        return KokoroBackend.from_loaded(loaded, threads=threads, device=device)
+    if family == "piper":
+        from workers.piper import PiperBackend
+
+        return PiperBackend.from_loaded(loaded, threads=threads, device=device)
+    raise ChorusError(f"model {loaded.spec.id}: unknown family {family!r}")
