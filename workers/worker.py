@@ -109,7 +109,7 @@ class Worker:
         self.model_failures = 0
         self._refused: set[tuple[str, str]] = set()
         self._loading: threading.Thread | None = None
-        self._ready: tuple[str, str, SynthesisBackend, list[str]] | None = None
+        self._ready: tuple[str, str, SynthesisBackend | None, list[str], str] | None = None
 
     # -- loop -----------------------------------------------------------------------
 
@@ -173,29 +173,32 @@ class Worker:
             return
 
     def _load_version(self, model_id: str, version: str, current: str) -> None:
+        """Runs in the loader thread: touches nothing shared but ``_ready``, which the worker loop applies."""
         assert self.engine.loader is not None
         try:
             backend, voices = self.engine.loader(model_id, version, current)
         except (ChorusError, OSError, ValueError, RuntimeError) as exc:
-            self._refused.add((model_id, version))
-            self.model_errors[model_id] = f"{version}: {exc}"
-            self.model_failures += 1
-            log.error("worker %s refused %s %s, still serving %s: %s",
-                      self.config.name, model_id, version, current, exc)  # fmt: skip
-            self.heartbeat(force=True)
+            self._ready = (model_id, version, None, [], str(exc))
             return
-        self._ready = (model_id, version, backend, voices)
+        self._ready = (model_id, version, backend, voices, "")
 
     def _swap_ready(self) -> None:
-        """Between segments: serve a freshly verified version from the next segment on."""
+        """Between segments: serve a freshly verified version from the next segment on, or record its refusal."""
         ready, self._ready = self._ready, None
         if ready is None:
             return
-        model_id, version, backend, voices = ready
+        model_id, version, backend, voices, error = ready
         previous = self.engine.versions.get(model_id)
-        self.engine.swap(model_id, version, backend, voices)
-        self.model_errors.pop(model_id, None)
-        log.info("worker %s now serves %s %s (was %s)", self.config.name, model_id, version, previous)
+        if backend is None:
+            self._refused.add((model_id, version))
+            self.model_errors[model_id] = f"{version}: {error}"
+            self.model_failures += 1
+            log.error("worker %s refused %s %s, still serving %s: %s",
+                      self.config.name, model_id, version, previous, error)  # fmt: skip
+        else:
+            self.engine.swap(model_id, version, backend, voices)
+            self.model_errors.pop(model_id, None)
+            log.info("worker %s now serves %s %s (was %s)", self.config.name, model_id, version, previous)
         self.heartbeat(force=True)
 
     # -- one segment --------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,12 +54,14 @@ def deployment(tmp_path: Path, r: redis.Redis) -> Iterator[tuple[Worker, ModelSt
     catalog = Catalog(models={"tiny": _spec("1.2.0")}, voices=voices, default_voices={"zh": "jm_kumo"}, versions=specs)
     Activation(r).activate(_spec("1.0.0"), store)
     engine = load_engine(store=store, catalog=catalog, model_ids=["tiny"], versions={"tiny": "1.0.0"}, threads=1)
-    worker = Worker(r, engine, config=WorkerConfig(name="hot", heartbeat_s=0.05, idle_wait_s=0.05))
+    name = f"hot-{uuid.uuid4().hex[:8]}"
+    worker = Worker(r, engine, config=WorkerConfig(name=name, heartbeat_s=0.05, idle_wait_s=0.05))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield worker, store, signer, catalog
     worker.stop()
     thread.join(10)
+    assert not thread.is_alive(), "the worker stops when asked"
 
 
 def _peak(r: redis.Redis, catalog: Catalog) -> float:
@@ -67,8 +70,8 @@ def _peak(r: redis.Redis, catalog: Catalog) -> float:
     return float(np.abs(np.frombuffer(pcm, dtype="<i2")).max()) / 32767
 
 
-def _info(r: redis.Redis) -> dict:  # type: ignore[type-arg]
-    raw = r.hget(Keys().worker_info(), "hot")
+def _info(r: redis.Redis, worker: Worker) -> dict:  # type: ignore[type-arg]
+    raw = r.hget(Keys().worker_info(), worker.config.name)
     return json.loads(raw) if raw else {}
 
 
@@ -83,33 +86,33 @@ def test_activated_version_is_loaded_between_segments(deployment: tuple, r: redi
     worker, store, _signer, catalog = deployment
     assert abs(_peak(r, catalog) - 0.5) < 0.02
     Activation(r).activate(_spec("1.1.0"), store)
-    _wait(lambda: _info(r).get("models") == {"tiny": "1.1.0"})
+    _wait(lambda: _info(r, worker).get("models") == {"tiny": "1.1.0"})
     assert abs(_peak(r, catalog) - 0.25) < 0.02, "served by the new version"
     assert worker.model_failures == 0
 
 
 def test_a_version_failing_verification_leaves_the_old_one_serving(deployment: tuple, r: redis.Redis) -> None:  # type: ignore[type-arg]
-    _worker, store, _signer, catalog = deployment
+    worker, store, _signer, catalog = deployment
     # activated elsewhere (verified there), but this worker's copy was tampered with
     path = store.path(_spec("1.2.0")) / "model.onnx"
     blob = bytearray(path.read_bytes())
     blob[-5] ^= 0xFF
     path.write_bytes(bytes(blob))
     r.hset(Keys().models_active(), "tiny", "1.2.0")
-    _wait(lambda: "tiny" in _info(r).get("model_errors", {}))
-    info = _info(r)
+    _wait(lambda: "tiny" in _info(r, worker).get("model_errors", {}))
+    info = _info(r, worker)
     assert info["models"] == {"tiny": "1.0.0"} and info["model_failures"] == 1
     assert "1.2.0" in info["model_errors"]["tiny"] and "changed" in info["model_errors"]["tiny"]
     assert abs(_peak(r, catalog) - 0.5) < 0.02, "the old version still serves"
 
 
 def test_workers_refuse_a_rollback_set_behind_activates_back(deployment: tuple, r: redis.Redis) -> None:  # type: ignore[type-arg]
-    _worker, store, _signer, catalog = deployment
+    worker, store, _signer, catalog = deployment
     Activation(r).activate(_spec("1.1.0"), store)
-    _wait(lambda: _info(r).get("models") == {"tiny": "1.1.0"})
+    _wait(lambda: _info(r, worker).get("models") == {"tiny": "1.1.0"})
     with pytest.raises(ModelIntegrityError, match="rollback"):
         Activation(r).activate(_spec("1.0.0"), store)
     r.hset(Keys().models_active(), "tiny", "1.0.0")  # written by hand, past the CLI
-    _wait(lambda: "tiny" in _info(r).get("model_errors", {}))
-    assert "rollback" in _info(r)["model_errors"]["tiny"]
+    _wait(lambda: "tiny" in _info(r, worker).get("model_errors", {}))
+    assert "rollback" in _info(r, worker)["model_errors"]["tiny"]
     assert abs(_peak(r, catalog) - 0.25) < 0.02
