@@ -16,14 +16,22 @@ from dataclasses import dataclass
 import redis
 
 from broker.scheduler import SCHEDULER
-from broker.scripts import CLAIM, COMPLETE, script_source
+from broker.scripts import CLAIM, COMPLETE, LEASE, RECLAIM, script_source
 from broker.stats import current_bucket
 from shared.keys import GROUP, Keys
 
-__all__ = ["DEAD_LETTER_MAXLEN", "Claimed", "Claimer", "Completion"]
+__all__ = ["DEAD_LETTER_MAXLEN", "DEFAULT_LEASE_MS", "DEFAULT_MAX_ATTEMPTS", "Claimed", "Claimer", "Completion"]
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_MAXLEN = 10_000
+DEFAULT_LEASE_MS = 15_000
+"""A claimed segment is reclaimable this long after its lease was last extended."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""Deliveries before a segment is dead-lettered."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,14 @@ class Claimed:
     lane: str = ""
     cost_us: int = 0
     """What the scheduler charged the tenant for this entry (its estimate)."""
+    attempt: int = 1
+    """Delivery number: 1 for the first claim, +1 for each reclaim after a lease expired."""
+    exhausted: bool = False
+    """Reclaimed past the attempt limit: dead-letter it, do not synthesise it again."""
+
+    @property
+    def lease_member(self) -> str:
+        return f"{self.tenant}|{self.lane}|{self.entry_id}"
 
     @property
     def request_id(self) -> str | None:
@@ -67,6 +83,8 @@ class Completion:
     segments: int
     """-1 when the request's metadata is gone (expired or deleted)."""
     failed: int
+    status: str = ""
+    """The request's status after this completion (``cancelled`` stays cancelled)."""
 
     @property
     def finished(self) -> bool:
@@ -83,8 +101,11 @@ class Claimer:
         self.keys = keys or Keys()
         self._claim = client.register_script(script_source(CLAIM))
         self._complete = client.register_script(script_source(COMPLETE))
+        self._lease = client.register_script(script_source(LEASE))
+        self._reclaim = client.register_script(script_source(RECLAIM))
 
-    def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0) -> list[Claimed]:
+    def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0,
+              lease_ms: int = DEFAULT_LEASE_MS) -> list[Claimed]:  # fmt: skip
         """Up to ``count`` entries in scheduler order; an empty list when nothing is claimable.
 
         ``reserve`` of the ``workers`` live workers are kept for tenants coming back
@@ -94,8 +115,8 @@ class Claimer:
         out: list[Claimed] = []
         for _ in range(64):
             flat = self._claim(
-                keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh()],
-                args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve],
+                keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh(), k.leases()],
+                args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve, _now_ms(), lease_ms],
             )
             for i in range(1, len(flat), 6):
                 out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2]),
@@ -104,6 +125,36 @@ class Claimer:
             if not int(flat[0]) or len(out) >= count:
                 break
         return out
+
+    def reclaim(self, consumer: str, count: int = 8, *, lease_ms: int = DEFAULT_LEASE_MS,
+                max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Claimed]:  # fmt: skip
+        """Take over segments whose lease expired (their worker died or stalled).
+
+        Each comes back with its delivery number; one past ``max_attempts`` comes back
+        ``exhausted``, for the caller to dead-letter with an error frame.
+        """
+        k = self.keys
+        args = [k.queue_prefix(), GROUP, consumer, _now_ms(), lease_ms, max_attempts, count]
+        flat = self._reclaim(keys=[k.leases()], args=args)
+        out = []
+        for i in range(0, len(flat), 7):
+            out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2]), flat[i + 3].decode(),
+                               flat[i + 4].decode(), 0, int(flat[i + 5]), flat[i + 6] == b"dead"))  # fmt: skip
+        return out
+
+    def extend(self, consumer: str, items: list[Claimed], *, lease_ms: int = DEFAULT_LEASE_MS) -> list[bool]:
+        """Push the leases of ``items`` forward; False for one another worker has taken over."""
+        if not items:
+            return []
+        k = self.keys
+        res = self._lease(keys=[k.leases()], args=[k.queue_prefix(), GROUP, consumer, _now_ms() + lease_ms,
+                                                   *(i.lease_member for i in items)])  # fmt: skip
+        return [bool(x) for x in res]
+
+    def release(self, items: list[Claimed]) -> None:
+        """Hand claimed-but-unserved entries back at once (shutdown): their leases expire now."""
+        if items:
+            self._r.zadd(self.keys.leases(), {i.lease_member: 0 for i in items}, xx=True)
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until an enqueue wakes us (True) or the timeout passes (False)."""
@@ -115,10 +166,10 @@ class Claimer:
         worker time (``-1``: not measured, the estimate stands), count it once on its request."""
         k = self.keys
         key_list = [item.stream, k.drr(), k.tenants(), k.depth(), k.active(), k.active_set(), k.wake(),
-                    k.served(), k.busy(current_bucket())]  # fmt: skip
+                    k.served(), k.busy(current_bucket()), k.leases()]  # fmt: skip
         if request_id is not None:
             key_list.append(k.request(request_id))
-        done, segments, failed = self._complete(
+        done, segments, failed, status = self._complete(
             keys=key_list,
             args=[
                 GROUP,
@@ -133,7 +184,7 @@ class Claimer:
                 int(time.time() * 1000) if now_ms is None else now_ms,
             ],
         )
-        return Completion(int(done), int(segments), int(failed))
+        return Completion(int(done), int(segments), int(failed), status.decode() if status else "")
 
     def _dead_entry(self, item: Claimed, reason: str, consumer: str) -> dict[str, bytes | str]:
         entry: dict[str, bytes | str] = {

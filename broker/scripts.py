@@ -10,12 +10,15 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["CLAIM", "COMPLETE", "ENQUEUE", "POLICY", "script_source"]
+__all__ = ["CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "script_source"]
 
 ENQUEUE = "enqueue"
 CLAIM = "claim"
 COMPLETE = "complete"
 POLICY = "policy"
+LEASE = "lease"
+RECLAIM = "reclaim"
+CANCEL = "cancel"
 
 
 def _read(name: str) -> str:

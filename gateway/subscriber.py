@@ -18,7 +18,14 @@ import redis
 import redis.asyncio as aredis
 
 from shared.connection import client_url
-from shared.errors import ProtocolError, RedisUnavailable, RequestFailed, RequestNotFound, StreamTimeout
+from shared.errors import (
+    ProtocolError,
+    RedisUnavailable,
+    RequestCancelled,
+    RequestFailed,
+    RequestNotFound,
+    StreamTimeout,
+)
 from shared.keys import Keys
 from shared.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, decode_frame
 
@@ -31,17 +38,38 @@ READ_COUNT = 256
 
 
 class Reorderer:
-    """Puts audio frames back in (segment, index) order and drops duplicates."""
+    """Puts audio frames back in (segment, index) order, drops duplicates and superseded attempts.
+
+    A segment synthesised again after its worker died (a higher ``attempt``)
+    supersedes the earlier attempt: frames of the earlier attempt not yet handed
+    out are dropped, and the new attempt continues after the last frame handed
+    out, so what the listener hears has no duplicate and no gap.
+    """
 
     def __init__(self) -> None:
         self.segment = 0
         self.index = 0
         self._held: dict[tuple[int, int], AudioFrame] = {}
+        self._attempt: dict[int, int] = {}
         self.duplicates = 0
+        self.superseded = 0
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         key = (frame.segment, frame.index)
-        if key < (self.segment, self.index) or key in self._held:
+        if key < (self.segment, self.index):
+            self.duplicates += 1
+            return []
+        current = self._attempt.get(frame.segment, 0)
+        if frame.attempt < current:
+            self.superseded += 1
+            return []
+        if frame.attempt > current:
+            self._attempt[frame.segment] = frame.attempt
+            stale = [k for k, f in self._held.items() if k[0] == frame.segment and f.attempt < frame.attempt]
+            for k in stale:
+                del self._held[k]
+            self.superseded += len(stale)
+        elif key in self._held:
             self.duplicates += 1
             return []
         self._held[key] = frame
@@ -49,6 +77,7 @@ class Reorderer:
         while (nxt := self._held.pop((self.segment, self.index), None)) is not None:
             ready.append(nxt)
             if nxt.last:
+                self._attempt.pop(self.segment, None)
                 self.segment, self.index = self.segment + 1, 0
             else:
                 self.index += 1
@@ -95,13 +124,17 @@ class StreamState:
     @property
     def finished(self) -> bool:
         # The end marker is written after every segment's frames, so once it is seen
-        # the reorderer must have reached the last segment.
+        # the reorderer must have reached the last segment. A cancelled marker ends at once.
+        if self.end is not None and self.end.status == "cancelled":
+            return True
         return self.end is not None and self.order.segment >= self.end.segments
 
     def check_complete(self) -> None:
         """Raise a pending error frame; after the end marker a gap is an error, not a hang."""
         if self.error is not None:
             raise self.error
+        if self.end is not None and self.end.status == "cancelled":
+            raise RequestCancelled(self.request_id, self.order.segment)
         if self.end is not None and not self.finished:
             raise RequestFailed(
                 self.request_id,

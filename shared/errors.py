@@ -14,6 +14,7 @@ fields needed to act on it::
     ├── LaneNotAllowed           the tenant may not use that lane (tenant, lane, allowed)
     ├── RequestNotFound          no such request (request_id)
     ├── RequestFailed            the request ended with an error frame (request_id, code)
+    │   └── RequestCancelled     it was cancelled (code "cancelled")
     ├── StreamTimeout            no frame arrived in time (request_id, waited_s)
     ├── NoWorkers                nothing is serving the queue (url)
     └── ModelError               model store problems
@@ -34,6 +35,7 @@ __all__ = [
     "ProtocolError",
     "QueueFull",
     "RedisUnavailable",
+    "RequestCancelled",
     "RequestFailed",
     "RequestNotFound",
     "StreamTimeout",
@@ -134,6 +136,13 @@ class RequestFailed(ChorusError):
         self.segment = segment
         where = "" if segment is None else f" (segment {segment})"
         super().__init__(f"request {request_id} failed{where}: {code}: {message}")
+
+
+class RequestCancelled(RequestFailed):
+    """The request was cancelled (``chorus cancel`` or :func:`broker.cancel.cancel`)."""
+
+    def __init__(self, request_id: str, heard_segments: int) -> None:
+        super().__init__(request_id, "cancelled", f"cancelled after {heard_segments} complete segments", None)
 
 
 class StreamTimeout(ChorusError):

@@ -111,6 +111,10 @@ class Keys:
         """Hash of undelivered segment counts: ``<tenant>`` and ``<tenant>:<lane>``."""
         return f"{self._s}:depth"
 
+    def leases(self) -> str:
+        """Sorted set ``<tenant>|<lane>|<entry id>`` -> lease expiry (ms) of every segment in flight."""
+        return f"{self._s}:leases"
+
     def wake(self) -> str:
         return f"{self._s}:wake"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from broker.claim import Claimed, Claimer
+from broker.claim import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, Claimed, Claimer
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.errors import ChorusError, ProtocolError, RequestNotFound
@@ -52,24 +52,35 @@ class WorkerConfig:
     audio_ttl_s: int = 300
     """How long a finished request's audio stays readable."""
     heartbeat_s: float = 2.0
+    lease_s: float = DEFAULT_LEASE_MS / 1000
+    """A claimed segment is reclaimed by another worker this long after its lease was last
+    extended; a live worker extends it every third of that."""
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Deliveries of a segment before it is dead-lettered with an error frame."""
     reserve: int = 0
     """Workers (of all live ones) kept for tenants coming back from idle: their first audio
     never waits for a busy worker, at the price of idle capacity under saturation. 0 keeps
     the scheduler work-conserving. Every worker of a deployment should use the same value."""
 
 
+class _Cancelled(Exception):
+    """The request was cancelled while its segment was being synthesised."""
+
+
 class _FrameSink:
     """Numbers a segment's frames and holds the newest one back so the last can be flagged."""
 
-    def __init__(self, client: redis.Redis, key: str, job: SegmentJob, sample_rate: int, frame_ms: int) -> None:
+    def __init__(self, client: redis.Redis, key: str, job: SegmentJob, sample_rate: int, frame_ms: int,
+                 attempt: int = 1) -> None:  # fmt: skip
         self._r, self._key, self._job = client, key, job
         self._sr, self._ms = sample_rate, frame_ms
         self._held: bytes | None = None
+        self.attempt = attempt
         self.index = 0
         self.first_frame_at: float | None = None
 
     def _frame(self, pcm: bytes, last: bool) -> bytes:
-        frame = AudioFrame(self._job.seq, self.index, last, self._sr, pcm)
+        frame = AudioFrame(self._job.seq, self.index, last, self._sr, pcm, self.attempt)
         self.index += 1
         return encode_frame(frame)
 
@@ -101,6 +112,9 @@ class Worker:
         self.failed = 0
         self._last_beat = 0.0
         self._t0 = 0.0
+        self._last_reclaim = 0.0
+        self._current: list[Claimed] = []
+        """Claimed segments not yet completed (their leases are kept alive)."""
         self._settle_us = 0.0
         self.live_workers = 1
         """Workers with a recent heartbeat, counted at each heartbeat (for the reserve)."""
@@ -114,30 +128,70 @@ class Worker:
     # -- loop -----------------------------------------------------------------------
 
     def run(self) -> None:
+        """Serve until :meth:`stop` (SIGTERM in ``chorus worker``): the segment in progress finishes,
+        claimed ones not started are handed back at once. Redis outages are retried with backoff."""
         log.info("worker %s serving voices %s", self.config.name, ", ".join(self.engine.voices()))
+        keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.config.name}", daemon=True)
+        keeper.start()
+        backoff = 0.1
         while not self.stop_event.is_set():
             try:
                 if not self.run_once():
                     self.claimer.wait_for_work(self.config.idle_wait_s)
+                backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in 1 s", exc)
-                self.stop_event.wait(1.0)
-        self._r.zrem(self.keys.workers(), self.config.name)
-        self._r.hdel(self.keys.worker_info(), self.config.name)
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        try:
+            self._r.zrem(self.keys.workers(), self.config.name)
+            self._r.hdel(self.keys.worker_info(), self.config.name)
+        except redis.RedisError as exc:
+            log.warning("could not deregister %s: %s", self.config.name, exc)
         log.info("worker %s stopped after %d segments", self.config.name, self.served)
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def run_once(self) -> int:
-        """Claim and serve one batch; returns how many segments were claimed."""
+        """Reclaim expired leases, claim, and serve one batch; returns how many segments were taken."""
         self.heartbeat()
         self._swap_ready()
-        items = self.claimer.claim(self.config.name, self.config.claim_count,
-                                   workers=self.live_workers, reserve=self.config.reserve)  # fmt: skip
-        for item in items:
+        lease_ms = int(self.config.lease_s * 1000)
+        items: list[Claimed] = []
+        now = time.monotonic()
+        if now - self._last_reclaim >= min(1.0, self.config.lease_s / 4):
+            self._last_reclaim = now
+            items = self.claimer.reclaim(self.config.name, self.config.claim_count, lease_ms=lease_ms,
+                                         max_attempts=self.config.max_attempts)  # fmt: skip
+            for item in items:
+                log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
+        if not items:
+            items = self.claimer.claim(self.config.name, self.config.claim_count, workers=self.live_workers,
+                                       reserve=self.config.reserve, lease_ms=lease_ms)  # fmt: skip
+        self._current = list(items)
+        for i, item in enumerate(items):
+            if self.stop_event.is_set():
+                self.claimer.release(items[i:])  # shutting down: others take these at once
+                break
             self.serve(item)
+            self._current = items[i + 1 :]
+        self._current = []
         return len(items)
+
+    def _keep_leases(self) -> None:
+        """Extend the leases of the segments this worker holds, every third of the lease."""
+        lease_ms = int(self.config.lease_s * 1000)
+        while not self.stop_event.wait(self.config.lease_s / 3):
+            held = list(self._current)
+            try:
+                kept = self.claimer.extend(self.config.name, held, lease_ms=lease_ms)
+            except redis.RedisError as exc:
+                log.warning("could not extend leases: %s", exc)
+                continue
+            for item, ok in zip(held, kept, strict=True):
+                if not ok:
+                    log.warning("lost the lease of %s %s to another worker", item.stream, item.entry_id)
 
     def heartbeat(self, force: bool = False) -> None:
         now = time.time()
@@ -219,8 +273,23 @@ class Worker:
         except (ProtocolError, RequestNotFound) as exc:
             self._reject(item, rid, "malformed_entry", str(exc))
             return
+        if item.exhausted:
+            reason = f"delivered {item.attempt - 1} times without completing (worker crashes or stalls)"
+            self._error(item, job.request_id, "attempts_exhausted", reason, job.seq)
+            return
+        state = self._request_state(job.request_id)
+        if state == "cancelled":
+            self._complete(item, job.request_id, ok=True)  # dropped without synthesis
+            return
+        if state == "expired":
+            self._error(item, job.request_id, "deadline_exceeded", "the request's deadline passed", job.seq,
+                        dead_letter=False)  # fmt: skip
+            return
         try:
-            self._synthesise(job)
+            self._synthesise(job, item.attempt)
+        except _Cancelled:
+            self._complete(item, job.request_id, ok=True)
+            return
         except (ChorusError, KeyError, ValueError, RuntimeError) as exc:
             log.exception("segment %s/%d failed", job.request_id, job.seq)
             self._error(item, job.request_id, "synthesis_failed", f"{type(exc).__name__}: {exc}", job.seq)
@@ -228,11 +297,23 @@ class Worker:
         self.served += 1
         self._complete(item, job.request_id, ok=True)
 
-    def _synthesise(self, job: SegmentJob) -> None:
+    def _request_state(self, request_id: str) -> str:
+        """``cancelled``, ``expired`` (past its deadline) or ``ok``."""
+        cancelled, deadline = self._r.hmget(self.keys.request(request_id), ["cancelled", "deadline"])
+        if cancelled:
+            return "cancelled"
+        if deadline and 0 < int(deadline) < time.time() * 1000:
+            return "expired"
+        return "ok"
+
+    def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
         sr = self.engine.sample_rate(job.voice)
-        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms)
+        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms, attempt)
         t0 = time.perf_counter()
+        req = self.keys.request(job.request_id)
         for audio in self.engine.render(job):
+            if self._r.hget(req, "cancelled"):
+                raise _Cancelled  # stop at the next frame boundary
             sink.add(to_pcm16(np.asarray(audio, dtype=np.float32)))
         if job.pause_ms:
             sink.add(silence_pcm(job.pause_ms, sr))
@@ -255,7 +336,7 @@ class Worker:
         started = time.perf_counter()
         done = self.claimer.complete(item, rid, ok, self._measured_us())
         self._settled(started)
-        if done.finished:
+        if done.finished and done.status != "cancelled":  # a cancelled stream already has its end marker
             audio = self.keys.audio(rid)
             status = "ok" if done.failed == 0 else "error"
             pipe = self._r.pipeline(transaction=False)
@@ -263,10 +344,12 @@ class Worker:
             pipe.expire(audio, self.config.audio_ttl_s)
             pipe.execute()
 
-    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int | None) -> None:
+    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int | None,
+               dead_letter: bool = True) -> None:  # fmt: skip
         self.failed += 1
         self._r.xadd(self.keys.audio(rid), {"f": encode_frame(ErrorFrame(code, message, seq))})
-        self.claimer.dead_letter_record(item, f"{code}: {message}", self.config.name)
+        if dead_letter:
+            self.claimer.dead_letter_record(item, f"{code}: {message}", self.config.name)
         self._complete(item, rid, ok=False)
 
     def _reject(self, item: Claimed, rid: str | None, code: str, message: str) -> None:

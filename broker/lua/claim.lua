@@ -9,13 +9,16 @@
 -- complete.lua later corrects it by the measured time. A tenant out of credit gets
 -- weight x quantum and goes to the tail. A tenant reaching its in-flight cap is parked
 -- (taken off the ring) until a completion brings it below the cap again.
--- KEYS: 1 depth hash, 2 active list, 3 active set, 4 tenants hash, 5 drr hash, 6 fresh list
+-- Every claimed entry gets a lease in the leases zset (expiry = now + lease); a worker
+-- extends it while it works (lease.lua) and other workers reclaim it once it expires.
+-- KEYS: 1 depth hash, 2 active list, 3 active set, 4 tenants hash, 5 drr hash, 6 fresh list,
+--       7 leases zset
 -- With a reserve R > 0 (of W live workers), once W - R segments are in flight the ring
 -- is not served: the last R workers take only tenants on the fresh list, so a tenant
 -- back from idle never waits for a busy worker to finish (not work-conserving: R
 -- workers may idle while the ring has work).
 -- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count,
---       5 live workers W, 6 reserve R (0 = work-conserving)
+--       5 live workers W, 6 reserve R (0 = work-conserving), 7 now ms, 8 lease ms
 -- Returns {more, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
 -- more = 1 when the visit budget ran out before the ring did (claim again at once).
 local depth, active, active_set, tenants, drr, fresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -113,6 +116,7 @@ while got < want do
       redis.call('HSET', drr, '~f', busy)
       redis.call('HINCRBY', depth, tenant .. ':' .. lane, -1)
       redis.call('HINCRBY', depth, tenant, -1)
+      redis.call('ZADD', KEYS[7], num(ARGV[7], 0) + num(ARGV[8], 0), tenant .. '|' .. lane .. '|' .. entry[1])
       local n = #out
       out[n + 1] = key
       out[n + 2] = entry[1]

@@ -3,14 +3,16 @@
 -- served-work statistics), unpark the tenant if it drops below its in-flight cap, and
 -- count the segment on its request.
 -- KEYS: 1 lane stream, 2 drr hash, 3 tenants hash, 4 depth hash, 5 active list,
---       6 active set, 7 wake list, 8 served hash, 9 busy bucket hash, [10 request hash]
+--       6 active set, 7 wake list, 8 served hash, 9 busy bucket hash, 10 leases zset,
+--       [11 request hash]
 -- ARGV: 1 group, 2 entry id, 3 outcome ("ok" | "error"), 4 tenant, 5 lane,
 --       6 charged us, 7 measured us (-1: not measured), 8 weighted characters,
 --       9 busy bucket ttl s, 10 now (ms since the epoch, the worker's clock)
--- Returns {done, segments, failed}; segments is -1 without a request (or when it is gone).
+-- Returns {done, segments, failed, status}; segments is -1 without a request (or when it is gone).
 local drr, tenant, lane = KEYS[2], ARGV[4], ARGV[5]
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[10], tenant .. '|' .. lane .. '|' .. ARGV[2])
 
 if acked == 1 then
   local inflight = redis.call('HINCRBY', drr, tenant .. ':f', -1)
@@ -51,14 +53,14 @@ if acked == 1 then
   unpark(drr, KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], tenant)
 end
 
-local req = KEYS[10]
+local req = KEYS[11]
 if not req or redis.call('EXISTS', req) == 0 then
-  return {0, -1, 0}
+  return {0, -1, 0, ''}
 end
 if acked == 0 then
   -- already completed by another delivery: do not count twice
-  local v = redis.call('HMGET', req, 'done', 'segments', 'failed')
-  return {tonumber(v[1]), tonumber(v[2]), tonumber(v[3])}
+  local v = redis.call('HMGET', req, 'done', 'segments', 'failed', 'status')
+  return {tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), v[4] or ''}
 end
 local failed = tonumber(redis.call('HGET', req, 'failed') or '0')
 if ARGV[3] ~= 'ok' then
@@ -66,9 +68,13 @@ if ARGV[3] ~= 'ok' then
 end
 local done = redis.call('HINCRBY', req, 'done', 1)
 local segments = tonumber(redis.call('HGET', req, 'segments'))
-if done >= segments then
-  redis.call('HSET', req, 'status', failed > 0 and 'failed' or 'done')
-else
-  redis.call('HSET', req, 'status', 'running')
+local status = redis.call('HGET', req, 'status')
+if status ~= 'cancelled' then
+  if done >= segments then
+    status = failed > 0 and 'failed' or 'done'
+  else
+    status = 'running'
+  end
+  redis.call('HSET', req, 'status', status)
 end
-return {done, segments, failed}
+return {done, segments, failed, status}
