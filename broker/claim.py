@@ -134,7 +134,7 @@ class Claimer:
         ``exhausted``, for the caller to dead-letter with an error frame.
         """
         k = self.keys
-        args = [k.queue_prefix(), GROUP, consumer, _now_ms(), lease_ms, max_attempts, count]
+        args: list[str | int] = [k.queue_prefix(), GROUP, consumer, _now_ms(), lease_ms, max_attempts, count]
         flat = self._reclaim(keys=[k.leases()], args=args)
         out = []
         for i in range(0, len(flat), 7):

@@ -67,7 +67,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     client = sync_client(settings)
     engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).active())
-    config = WorkerConfig(claim_count=args.claim, reserve=args.reserve)
+    config = WorkerConfig(claim_count=args.claim, reserve=args.reserve, lease_s=args.lease,
+                          max_attempts=args.max_attempts)  # fmt: skip
     if args.name:
         config.name = args.name
     worker = Worker(client, engine, config=config)
@@ -89,6 +90,18 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         _text(args.text), tenant=args.tenant, voice=args.voice, priority=args.priority, speed=args.speed
     )
     print(res.request_id)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from broker.cancel import cancel
+
+    settings = _redis(args)
+    assert settings is not None
+    if cancel(sync_client(settings), args.request_id):
+        print(f"{args.request_id}: cancelled")
+    else:
+        print(f"{args.request_id}: had already ended; nothing to cancel")
     return 0
 
 
@@ -204,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a synthesis worker")
     w.add_argument("--claim", type=int, default=1, help="segments per claim")
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
+    w.add_argument("--lease", type=float, default=15.0, help="seconds before a dead worker's segment is reclaimed")
+    w.add_argument("--max-attempts", type=int, default=3, help="deliveries before a segment is dead-lettered")
     w.add_argument("--reserve", type=int, default=int(os.environ.get("CHORUS_RESERVE", "0")),
                    help="workers kept for tenants back from idle (default $CHORUS_RESERVE or 0: work-conserving)")
     redis_opt(w)
@@ -218,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--speed", type=float, default=1.0)
     redis_opt(e)
     e.set_defaults(func=cmd_enqueue)
+
+    ca = sub.add_parser("cancel", help="cancel a request: queued segments dropped, the one in progress stops")
+    ca.add_argument("request_id")
+    redis_opt(ca)
+    ca.set_defaults(func=cmd_cancel)
 
     li = sub.add_parser("listen", help="subscribe to a request's audio and write it as WAV")
     li.add_argument("request_id")

@@ -54,9 +54,12 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """Starts redis-server as a child process; ``stop()`` (or the context exit) ends it."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None, data_dir: Path | None = None) -> None:
+    def __init__(self, *, appendonly: bool = False, port: int | None = None, data_dir: Path | None = None,
+                 appendfsync: str = "everysec") -> None:  # fmt: skip
         self.binary = find_redis_server()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        """``always``: an acknowledged write survives kill -9; ``everysec`` may lose the last second."""
         self.port = port or _free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="chorus-redis-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
@@ -73,6 +76,7 @@ class EmbeddedRedis:
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.appendfsync,
             "--dir", str(self.data_dir),
             "--daemonize", "no",
             "--protected-mode", "yes",
@@ -115,7 +119,7 @@ class EmbeddedRedis:
             self._tmp = None
 
     def kill(self) -> None:
-        """SIGKILL, for fault-injection tests."""
+        """SIGKILL, for fault-injection tests; ``start()`` again restarts on the same port and data."""
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()

@@ -88,3 +88,30 @@ def test_async_subscriber(redis_url: str, r: redis.Redis, keys: Keys) -> None:
             await client.aclose()
 
     assert asyncio.run(go()) == [(0, 0), (0, 1)]
+
+
+def _af(seg: int, idx: int, last: bool = False, att: int = 1) -> AudioFrame:
+    return AudioFrame(seg, idx, last, 24000, bytes([seg, idx, att]), att)
+
+
+def test_a_retried_segment_continues_after_what_was_heard() -> None:
+    o = Reorderer()
+    heard = o.push(_af(0, 0)) + o.push(_af(0, 1))  # attempt 1 dies after two frames
+    heard += o.push(_af(0, 3))  # attempt 1's late frame, held
+    heard += o.push(_af(0, 0, att=2)) + o.push(_af(0, 1, att=2))  # attempt 2 starts over: already heard
+    heard += o.push(_af(0, 2, att=2)) + o.push(_af(0, 3, att=2)) + o.push(_af(0, 4, True, att=2))
+    heard += o.push(_af(0, 4, True))  # attempt 1's last frame, superseded
+    assert [(f.index, f.attempt) for f in heard] == [(0, 1), (1, 1), (2, 2), (3, 2), (4, 2)]
+    assert o.segment == 1 and o.held == 0 and o.superseded == 1 and o.duplicates == 3
+
+
+def test_a_cancelled_marker_ends_the_stream_with_request_cancelled(r: redis.Redis, keys: Keys) -> None:
+    from broker.cancel import cancel
+    from broker.producer import Producer
+    from shared.errors import RequestCancelled
+
+    rid = Producer(r).enqueue("你好，世界。今天很好。", tenant="t").request_id
+    assert cancel(r, rid) is True
+    assert cancel(r, rid) is False, "already cancelled"
+    with pytest.raises(RequestCancelled):
+        list(Subscriber(r).frames(rid, timeout_s=5))

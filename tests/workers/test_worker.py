@@ -13,7 +13,7 @@ from broker.producer import Producer
 from gateway.subscriber import Subscriber
 from shared.errors import RequestFailed
 from shared.keys import Keys
-from shared.protocol import AudioFrame, EndFrame, decode_frame
+from shared.protocol import AudioFrame, EndFrame, ErrorFrame, decode_frame
 from tests.helpers import SAMPLES_PER_TOKEN
 from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig
@@ -115,3 +115,81 @@ def test_heartbeat_registers_the_worker(r: redis.Redis, keys: Keys, worker: Work
     worker.heartbeat(force=True)
     assert r.zscore(keys.workers(), "w1") is not None
     assert b"jm_kumo" in (r.hget(keys.worker_info(), "w1") or b"")
+
+
+def test_cancelled_request_is_dropped_without_synthesis(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    from broker.cancel import cancel
+
+    rid = Producer(r).enqueue(TEXT, tenant="acme").request_id
+    cancel(r, rid)
+    _drain(worker)
+    frames = _frames(r, keys, rid)
+    assert not any(isinstance(f, AudioFrame) for f in frames), "nothing was synthesised"
+    assert [f.status for f in frames if isinstance(f, EndFrame)] == ["cancelled"], "one end marker only"
+    assert r.hget(keys.request(rid), "status") == b"cancelled"
+    assert r.xlen(keys.queue("acme", "interactive")) == 0 and r.zcard(keys.leases()) == 0
+
+
+def test_cancel_mid_segment_stops_at_the_next_frame(r: redis.Redis, keys: Keys, engine: Engine) -> None:
+    from broker.cancel import cancel
+
+    class CancelAfterFirstCall(Engine):
+        def render(self, job):  # type: ignore[no-untyped-def]
+            for i, piece in enumerate(super().render(job)):
+                if i == 1:
+                    cancel(r, job.request_id)
+                yield piece
+
+    slow = CancelAfterFirstCall(engine.backends, engine.frontends)
+    long_segment = "，".join(["今天天气很好"] * 40) + "。"  # over 510 phonemes: several model calls
+    w = Worker(r, slow, config=WorkerConfig(name="w2"))
+    rid = Producer(r).enqueue([long_segment, "你好。"], tenant="acme", priority="batch").request_id
+    _drain(w)
+    audio = [f for f in _frames(r, keys, rid) if isinstance(f, AudioFrame)]
+    assert audio and not any(f.last for f in audio if f.segment == 0), "segment 0 stopped before its end"
+    assert {f.segment for f in audio} == {0}, "later segments were dropped"
+
+
+def test_a_segment_past_its_deadline_gets_an_error_frame(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    rid = Producer(r).enqueue(TEXT, tenant="acme", deadline_s=0.05).request_id
+    import time
+
+    time.sleep(0.1)
+    _drain(worker)
+    frames = _frames(r, keys, rid)
+    errors = [f for f in frames if isinstance(f, ErrorFrame)]
+    assert errors and errors[0].code == "deadline_exceeded"
+    assert not any(isinstance(f, AudioFrame) for f in frames)
+    assert r.xlen(keys.dead()) == 0, "an expired segment is not a poison message"
+
+
+def test_a_reclaimed_segment_is_served_with_its_attempt(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    from broker.claim import Claimer
+
+    rid = Producer(r).enqueue("你好", tenant="acme").request_id
+    Claimer(r).claim("crashed", 1, lease_ms=1)
+    import time
+
+    time.sleep(0.01)
+    _drain(worker)
+    audio = [f for f in _frames(r, keys, rid) if isinstance(f, AudioFrame)]
+    assert audio and {f.attempt for f in audio} == {2}
+    assert r.hget(keys.request(rid), "status") == b"done"
+
+
+def test_exhausted_segment_is_dead_lettered_with_an_error_frame(r: redis.Redis, keys: Keys, engine: Engine) -> None:
+    from broker.claim import Claimer
+
+    rid = Producer(r).enqueue("你好", tenant="acme").request_id
+    c = Claimer(r)
+    c.claim("crash1", 1, lease_ms=1)
+    import time
+
+    time.sleep(0.01)
+    c.reclaim("crash2", lease_ms=1, max_attempts=2)
+    time.sleep(0.01)
+    w = Worker(r, engine, config=WorkerConfig(name="w3", max_attempts=2))
+    _drain(w)
+    frames = _frames(r, keys, rid)
+    assert [f.code for f in frames if isinstance(f, ErrorFrame)] == ["attempts_exhausted"]
+    assert r.xlen(keys.dead()) == 1 and isinstance(frames[-1], EndFrame) and frames[-1].status == "error"
