@@ -123,6 +123,8 @@ class EmbeddedRedis:
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
+            if self._proc.stderr:
+                self._proc.stderr.close()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
