@@ -18,6 +18,7 @@ import redis
 from broker.scheduler import SCHEDULER
 from broker.scripts import CLAIM, COMPLETE, LEASE, RECLAIM, script_source
 from broker.stats import current_bucket
+from shared.connection import as_str
 from shared.keys import GROUP, Keys
 
 __all__ = ["DEAD_LETTER_MAXLEN", "DEFAULT_LEASE_MS", "DEFAULT_MAX_ATTEMPTS", "Claimed", "Claimer", "Completion"]
@@ -156,17 +157,22 @@ class Claimer:
         if items:
             self._r.zadd(self.keys.leases(), {i.lease_member: 0 for i in items}, xx=True)
 
+    def unfinished(self, count: int = 16) -> list[str]:
+        """Requests whose last segment completed but whose end marker is overdue (the worker died)."""
+        due = self._r.zrangebyscore(self.keys.finishing(), "-inf", _now_ms(), 0, count)
+        return [as_str(rid) for rid in due if isinstance(rid, (bytes, str))]
+
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until an enqueue wakes us (True) or the timeout passes (False)."""
         return self._r.blpop([self.keys.wake()], timeout=timeout_s) is not None
 
     def complete(self, item: Claimed, request_id: str | None, ok: bool, measured_us: int = -1,
-                 now_ms: int | None = None) -> Completion:  # fmt: skip
+                 now_ms: int | None = None, lease_ms: int = DEFAULT_LEASE_MS) -> Completion:  # fmt: skip
         """Acknowledge and delete the entry, settle the tenant's account with the measured
         worker time (``-1``: not measured, the estimate stands), count it once on its request."""
         k = self.keys
         key_list = [item.stream, k.drr(), k.tenants(), k.depth(), k.active(), k.active_set(), k.wake(),
-                    k.served(), k.busy(current_bucket()), k.leases()]  # fmt: skip
+                    k.served(), k.busy(current_bucket()), k.leases(), k.finishing()]  # fmt: skip
         if request_id is not None:
             key_list.append(k.request(request_id))
         done, segments, failed, status = self._complete(
@@ -182,6 +188,7 @@ class Claimer:
                 item.chars,
                 SCHEDULER.bucket_ttl_s,
                 int(time.time() * 1000) if now_ms is None else now_ms,
+                lease_ms,
             ],
         )
         return Completion(int(done), int(segments), int(failed), status.decode() if status else "")

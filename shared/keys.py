@@ -115,6 +115,10 @@ class Keys:
         """Sorted set ``<tenant>|<lane>|<entry id>`` -> lease expiry (ms) of every segment in flight."""
         return f"{self._s}:leases"
 
+    def finishing(self) -> str:
+        """Sorted set request id -> deadline (ms) for writing its end marker (a worker may die first)."""
+        return f"{self._s}:finishing"
+
     def wake(self) -> str:
         return f"{self._s}:wake"
 

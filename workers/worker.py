@@ -33,6 +33,8 @@ from workers.engine import Engine
 __all__ = ["Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
+AUDIO_MAXLEN = 100_000
+"""Safety cap on one audio stream (a request at the protocol's limits makes fewer frames)."""
 
 
 def _default_name() -> str:
@@ -51,6 +53,8 @@ class WorkerConfig:
     """Longest audio frame."""
     audio_ttl_s: int = 300
     """How long a finished request's audio stays readable."""
+    finished_ttl_s: int = 3600
+    """How long a finished request's status stays readable."""
     heartbeat_s: float = 2.0
     lease_s: float = DEFAULT_LEASE_MS / 1000
     """A claimed segment is reclaimed by another worker this long after its lease was last
@@ -88,7 +92,7 @@ class _FrameSink:
         pipe = self._r.pipeline(transaction=False)
         for chunk in frame_pcm(pcm, self._sr, self._ms):
             if self._held is not None:
-                pipe.xadd(self._key, {"f": self._frame(self._held, False)})
+                pipe.xadd(self._key, {"f": self._frame(self._held, False)}, maxlen=AUDIO_MAXLEN, approximate=True)
             self._held = chunk
         if len(pipe):
             pipe.execute()
@@ -96,7 +100,7 @@ class _FrameSink:
                 self.first_frame_at = time.perf_counter()
 
     def close(self) -> None:
-        self._r.xadd(self._key, {"f": self._frame(self._held or b"", True)})
+        self._r.xadd(self._key, {"f": self._frame(self._held or b"", True)}, maxlen=AUDIO_MAXLEN, approximate=True)
 
 
 class Worker:
@@ -166,6 +170,7 @@ class Worker:
                                          max_attempts=self.config.max_attempts)  # fmt: skip
             for item in items:
                 log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
+            self._finish_orphans()
         if not items:
             items = self.claimer.claim(self.config.name, self.config.claim_count, workers=self.live_workers,
                                        reserve=self.config.reserve, lease_ms=lease_ms)  # fmt: skip
@@ -190,7 +195,7 @@ class Worker:
                 log.warning("could not extend leases: %s", exc)
                 continue
             for item, ok in zip(held, kept, strict=True):
-                if not ok:
+                if not ok and item in self._current:  # not merely completed meanwhile
                     log.warning("lost the lease of %s %s to another worker", item.stream, item.entry_id)
 
     def heartbeat(self, force: bool = False) -> None:
@@ -334,15 +339,31 @@ class Worker:
 
     def _complete(self, item: Claimed, rid: str, ok: bool) -> None:
         started = time.perf_counter()
-        done = self.claimer.complete(item, rid, ok, self._measured_us())
+        done = self.claimer.complete(item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000))
         self._settled(started)
-        if done.finished and done.status != "cancelled":  # a cancelled stream already has its end marker
+        if done.finished:
+            self._end(rid, done.segments, done.failed, done.status)
+
+    def _end(self, rid: str, segments: int, failed: int, status: str) -> None:
+        """Write the end marker (a cancelled stream has its own already) and let go of the request."""
+        pipe = self._r.pipeline(transaction=False)
+        if status != "cancelled":
             audio = self.keys.audio(rid)
-            status = "ok" if done.failed == 0 else "error"
-            pipe = self._r.pipeline(transaction=False)
-            pipe.xadd(audio, {"f": encode_frame(EndFrame(done.segments, status))})
+            pipe.xadd(audio, {"f": encode_frame(EndFrame(segments, "ok" if failed == 0 else "error"))})
             pipe.expire(audio, self.config.audio_ttl_s)
-            pipe.execute()
+        pipe.expire(self.keys.request(rid), self.config.finished_ttl_s)
+        pipe.zrem(self.keys.finishing(), rid)
+        pipe.execute()
+
+    def _finish_orphans(self) -> None:
+        """End the streams of requests whose finishing worker died between its last completion and the marker."""
+        for rid in self.claimer.unfinished():
+            segments, failed, status = self._r.hmget(self.keys.request(rid), ["segments", "failed", "status"])
+            if segments is None:
+                self._r.zrem(self.keys.finishing(), rid)
+                continue
+            log.warning("writing the overdue end marker of %s", rid)
+            self._end(rid, int(segments), int(failed or 0), as_str(status or b""))
 
     def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int | None,
                dead_letter: bool = True) -> None:  # fmt: skip

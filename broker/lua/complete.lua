@@ -4,10 +4,12 @@
 -- count the segment on its request.
 -- KEYS: 1 lane stream, 2 drr hash, 3 tenants hash, 4 depth hash, 5 active list,
 --       6 active set, 7 wake list, 8 served hash, 9 busy bucket hash, 10 leases zset,
---       [11 request hash]
+--       11 finishing zset, [12 request hash]
 -- ARGV: 1 group, 2 entry id, 3 outcome ("ok" | "error"), 4 tenant, 5 lane,
 --       6 charged us, 7 measured us (-1: not measured), 8 weighted characters,
---       9 busy bucket ttl s, 10 now (ms since the epoch, the worker's clock)
+--       9 busy bucket ttl s, 10 now (ms since the epoch, the worker's clock), 11 lease ms
+-- When this completion finishes the request, the request goes into the finishing zset
+-- until its end marker is written (by this worker, or by another one if it dies first).
 -- Returns {done, segments, failed, status}; segments is -1 without a request (or when it is gone).
 local drr, tenant, lane = KEYS[2], ARGV[4], ARGV[5]
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -53,7 +55,7 @@ if acked == 1 then
   unpark(drr, KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], tenant)
 end
 
-local req = KEYS[11]
+local req = KEYS[12]
 if not req or redis.call('EXISTS', req) == 0 then
   return {0, -1, 0, ''}
 end
@@ -72,6 +74,10 @@ local status = redis.call('HGET', req, 'status')
 if status ~= 'cancelled' then
   if done >= segments then
     status = failed > 0 and 'failed' or 'done'
+    local rid = string.match(req, ':req:(.+)$')
+    if rid then
+      redis.call('ZADD', KEYS[11], num(ARGV[10], 0) + num(ARGV[11], 0), rid)
+    end
   else
     status = 'running'
   end

@@ -193,3 +193,21 @@ def test_exhausted_segment_is_dead_lettered_with_an_error_frame(r: redis.Redis, 
     frames = _frames(r, keys, rid)
     assert [f.code for f in frames if isinstance(f, ErrorFrame)] == ["attempts_exhausted"]
     assert r.xlen(keys.dead()) == 1 and isinstance(frames[-1], EndFrame) and frames[-1].status == "error"
+
+
+def test_an_end_marker_left_unwritten_by_a_dead_worker_is_written_by_another(
+    r: redis.Redis, keys: Keys, engine: Engine
+) -> None:
+    from broker.claim import Claimer
+
+    rid = Producer(r).enqueue("你好", tenant="acme").request_id
+    c = Claimer(r)
+    (item,) = c.claim("dies-before-the-marker", 1)
+    assert c.complete(item, rid, ok=True, lease_ms=1).finished  # ...and the worker dies here
+    assert r.zscore(keys.finishing(), rid) is not None
+    import time
+
+    time.sleep(0.01)
+    Worker(r, engine, config=WorkerConfig(name="w4")).run_once()
+    ends = [f for f in _frames(r, keys, rid) if isinstance(f, EndFrame)]
+    assert [e.status for e in ends] == ["ok"] and r.zcard(keys.finishing()) == 0

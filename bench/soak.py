@@ -1,0 +1,182 @@
+"""Soak under chaos: many requests through worker processes that are kill -9'd and restarted meanwhile.
+
+Three worker processes (near-null backend: one 100 ms frame after a few ms of
+"synthesis", so a kill can land mid-segment) serve ``--requests`` requests of
+two segments from four tenants. A chaos loop kill -9s a random worker every
+``--kill-every`` seconds and starts a fresh one. Afterwards every request's
+audio is read through the real Subscriber and classified:
+
+  exactly once   every frame of every segment heard once, in order, end marker ok
+  lost           never finished, or frames missing
+  duplicated     a frame heard twice (the subscriber would have to let it through)
+
+Also reported: segments synthesised more than once (reclaimed work, not heard
+twice), recovery time after each kill (until every segment the victim held
+was completed by others), and Redis memory per finished request.
+
+    .venv/bin/python -m bench.soak [--requests 10000] [--workers 3] [--kill-every 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import signal
+import statistics
+import threading
+import time
+from collections import Counter
+
+import redis
+
+from bench.common import pct
+from broker.producer import Producer
+from gateway.subscriber import Subscriber
+from shared.config import RedisSettings
+from shared.connection import sync_client
+from shared.embedded import EmbeddedRedis
+from shared.errors import ChorusError
+from shared.keys import GROUP, LANES, Keys
+from shared.protocol import AudioFrame, EndFrame, decode_frame
+from tests.helpers import run_sleep_worker
+
+TENANTS = ["t0", "t1", "t2", "t3"]
+
+
+class Chaos:
+    def __init__(self, url: str, n: int, lease_s: float, chunk_s: float) -> None:
+        self.url, self.lease_s, self.chunk_s = url, lease_s, chunk_s
+        self.ctx = mp.get_context("spawn")
+        self.procs: dict[str, mp.process.BaseProcess] = {}
+        self.serial = 0
+        for _ in range(n):
+            self.spawn()
+        self.kills = 0
+        self.recoveries: list[float] = []
+
+    def spawn(self) -> None:
+        name = f"soak{self.serial}"
+        self.serial += 1
+        p = self.ctx.Process(target=run_sleep_worker, args=(self.url, name, 1, self.chunk_s, self.lease_s))
+        p.start()
+        self.procs[name] = p
+
+    def held_by(self, r: redis.Redis, name: str) -> set[tuple[str, bytes]]:
+        keys, out = Keys(), set()
+        for tenant in TENANTS:
+            for lane in LANES:
+                stream = keys.queue(tenant, lane)
+                if r.exists(stream):
+                    for p in r.xpending_range(stream, GROUP, "-", "+", 100, consumername=name):
+                        out.add((stream, p["message_id"]))
+        return out
+
+    def watch_recovery(self, r: redis.Redis, held: set[tuple[str, bytes]], killed_at: float) -> None:
+        while held:
+            held = {(s, i) for s, i in held if r.xpending_range(s, GROUP, i, i, 1)}
+            time.sleep(0.01)
+        self.recoveries.append(time.monotonic() - killed_at)
+
+    def loop(self, r: redis.Redis, every: float, stop: threading.Event) -> None:
+        while not stop.wait(every):
+            name = random.choice(sorted(self.procs))
+            proc = self.procs.pop(name)
+            held = self.held_by(r, name)
+            os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            killed_at = time.monotonic()
+            proc.join()
+            self.kills += 1
+            r.zrem(Keys().workers(), name)  # the dead worker's heartbeat would linger for a while
+            self.spawn()
+            if held:
+                threading.Thread(target=self.watch_recovery, args=(r, held, killed_at), daemon=True).start()
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            p.kill()
+            p.join()
+
+
+def classify(r: redis.Redis, rid: str) -> tuple[str, int]:
+    """(outcome, segments synthesised more than once) for one finished request."""
+    raw = [decode_frame(f[b"f"]) for _, f in r.xrange(Keys().audio(rid))]
+    attempts = Counter((f.segment, f.attempt) for f in raw if isinstance(f, AudioFrame) and f.index == 0)
+    redone = len({seg for seg, att in attempts if att > 1})
+    try:
+        frames = list(Subscriber(r).frames(rid, timeout_s=5))
+    except ChorusError as exc:
+        kinds = [(type(f).__name__, getattr(f, "segment", None), getattr(f, "attempt", None)) for f in raw]
+        print(f"  lost {rid}: {exc}; request {r.hgetall(Keys().request(rid))}; stream {kinds}")
+        return "lost", redone
+    heard = [(f.segment, f.index) for f in frames]
+    if len(heard) != len(set(heard)):
+        return "duplicated", redone
+    end = [f for f in raw if isinstance(f, EndFrame)]
+    if not end or end[-1].status != "ok" or sorted({s for s, _ in heard}) != [0, 1]:
+        return "lost", redone
+    return "exactly once", redone
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--kill-every", type=float, default=2.0)
+    ap.add_argument("--lease", type=float, default=1.0)
+    ap.add_argument("--chunk-ms", type=float, default=3.0)
+    args = ap.parse_args()
+    with EmbeddedRedis() as server:
+        r = sync_client(RedisSettings.from_dsn(server.url))
+        base_mem = int(r.info("memory")["used_memory"])
+        chaos = Chaos(server.url, args.workers, args.lease, args.chunk_ms / 1000)
+        while r.zcard(Keys().workers()) < args.workers:
+            time.sleep(0.05)
+        stop = threading.Event()
+        t0 = time.monotonic()
+        chaos_thread = threading.Thread(target=chaos.loop, args=(r, args.kill_every, stop), daemon=True)
+        chaos_thread.start()
+        p = Producer(r)
+        ids = [p.enqueue(["第一段。", "第二段。"], tenant=TENANTS[i % 4]).request_id for i in range(args.requests)]
+        keys = Keys()
+        pending = list(ids)
+        deadline = time.monotonic() + 30 + args.requests / 20
+        while pending and time.monotonic() < deadline:
+            pipe = r.pipeline(transaction=False)
+            for rid in pending:
+                pipe.hget(keys.request(rid), "status")
+            pending = [rid for rid, st in zip(pending, pipe.execute(), strict=True) if st not in (b"done", b"failed")]
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        stop.set()
+        chaos_thread.join()
+        time.sleep(0.5)
+        chaos.close()
+        outcomes: Counter[str] = Counter()
+        redone = 0
+        for rid in ids:
+            outcome, again = classify(r, rid)
+            outcomes[outcome] += 1
+            redone += again
+        mem = int(r.info("memory")["used_memory"])
+        sample = ids[: min(200, len(ids))]
+        per_req = [int(r.memory_usage(keys.request(rid)) or 0) + int(r.memory_usage(keys.audio(rid)) or 0)
+                   for rid in sample]  # fmt: skip
+        rec = chaos.recoveries
+        print(f"redis-server {r.info()['redis_version']}; {args.requests} requests x 2 segments, {args.workers} "
+              f"workers (one 100 ms frame after {args.chunk_ms:.0f} ms each), lease {args.lease:.1f} s")  # fmt: skip
+        print(f"finished in {elapsed:.1f} s with {chaos.kills} kill -9s (every {args.kill_every:.1f} s), "
+              f"{len(pending)} unfinished at the deadline")  # fmt: skip
+        print(f"heard exactly once: {outcomes['exactly once']}   lost: {outcomes['lost']}   "
+              f"duplicated: {outcomes['duplicated']}")  # fmt: skip
+        print(f"segments synthesised again after a kill (not heard twice): {redone}")
+        if rec:
+            print(f"recovery after a kill (victim's segments completed elsewhere): p50 {pct(rec, 50):.2f} s, "
+                  f"max {max(rec):.2f} s over {len(rec)} kills that held work")  # fmt: skip
+        print(f"Redis memory: {(mem - base_mem) / len(ids):,.0f} bytes per finished request overall; request hash + "
+              f"audio stream {statistics.fmean(per_req):,.0f} bytes (expire after 3600 s / 300 s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
