@@ -1,5 +1,8 @@
 """Subscriber API, sync and asyncio: a request's audio, in order, exactly as the client should hear it.
 
+A Redis outage mid-stream is ridden out: the subscriber reconnects with backoff
+and reads on from the last entry id it saw, up to ``timeout_s`` of outage.
+
 Frames are read from the request's audio stream with XREAD BLOCK, reordered by
 (segment, index), de-duplicated, and yielded until the end marker. An error
 frame raises :class:`~shared.errors.RequestFailed`; silence for longer than the
@@ -9,6 +12,7 @@ pure :class:`StreamState`; they differ only in how they wait on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -99,6 +103,8 @@ class StreamState:
         self.order = Reorderer()
         self.error: RequestFailed | None = None
         self.last_progress = time.monotonic()
+        self._outage_since: float | None = None
+        self._backoff = 0.1
 
     def feed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AudioFrame]:
         ready: list[AudioFrame] = []
@@ -143,6 +149,27 @@ class StreamState:
                 self.order.segment,
             )
 
+    def outage(self, exc: Exception, url: str, timeout_s: float) -> float:
+        """Redis went away mid-stream: how long to wait before reading on from ``last_id``.
+
+        Backs off from 0.1 s to 2 s; raises :class:`RedisUnavailable` once the outage
+        has lasted longer than ``timeout_s``.
+        """
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since, self._backoff = now, 0.1
+        if now - self._outage_since > timeout_s:
+            raise RedisUnavailable(url, f"{exc} (for {now - self._outage_since:.1f}s)") from exc
+        delay, self._backoff = self._backoff, min(self._backoff * 2, 2.0)
+        log.warning("request %s: redis unavailable (%s); reading on from %s in %.1fs",
+                    self.request_id, exc, self.last_id, delay)  # fmt: skip
+        return delay
+
+    def reconnected(self) -> None:
+        if self._outage_since is not None:
+            self._outage_since = None
+            self.last_progress = time.monotonic()
+
     def check_timeout(self, timeout_s: float) -> None:
         waited = time.monotonic() - self.last_progress
         if waited > timeout_s:
@@ -169,13 +196,18 @@ class Subscriber:
         try:
             if not self._r.exists(audio, keys.request(request_id)):
                 raise RequestNotFound(request_id)
-            while not state.finished:
-                resp = self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
-                yield from state.feed(_entries(resp))
-                state.check_complete()
-                state.check_timeout(timeout_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(client_url(self._r), str(exc)) from exc
+        while not state.finished:
+            try:
+                resp = self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                time.sleep(state.outage(exc, client_url(self._r), timeout_s))
+                continue
+            state.reconnected()
+            yield from state.feed(_entries(resp))
+            state.check_complete()
+            state.check_timeout(timeout_s)
 
 
 class AsyncSubscriber:
@@ -190,11 +222,16 @@ class AsyncSubscriber:
         try:
             if not await self._r.exists(audio, keys.request(request_id)):
                 raise RequestNotFound(request_id)
-            while not state.finished:
-                resp = await self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
-                for frame in state.feed(_entries(resp)):
-                    yield frame
-                state.check_complete()
-                state.check_timeout(timeout_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(client_url(self._r), str(exc)) from exc
+        while not state.finished:
+            try:
+                resp = await self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                await asyncio.sleep(state.outage(exc, client_url(self._r), timeout_s))
+                continue
+            state.reconnected()
+            for frame in state.feed(_entries(resp)):
+                yield frame
+            state.check_complete()
+            state.check_timeout(timeout_s)

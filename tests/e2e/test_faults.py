@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,16 @@ def test_redis_restart_with_aof_loses_no_accepted_request(tmp_path: Path) -> Non
         w = Workers(server.url, 2, chunk_s=0.01)
         w.wait_ready(r)
         ids = [Producer(r).enqueue(TEXT, tenant="t").request_id for _ in range(20)]
+        listened: list[object] = []
+
+        def listen() -> None:  # a listener that is mid-stream when Redis dies, and reads on after
+            try:
+                listened.extend(Subscriber(r).frames(ids[-1], timeout_s=60))
+            except Exception as exc:  # reported below
+                listened.append(exc)
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
         time.sleep(0.5)
         server.kill()  # SIGKILL mid-run
         t0 = time.monotonic()
@@ -126,6 +137,9 @@ def test_redis_restart_with_aof_loses_no_accepted_request(tmp_path: Path) -> Non
         server.start()  # same port, same data directory: replays the append-only file
         for rid in ids:
             _heard(r, rid, timeout_s=60)
+        listener.join(60)
+        heard = [(f.segment, f.index) for f in listened if isinstance(f, AudioFrame)]
+        assert heard == [(s, i) for s in range(len(TEXT)) for i in range(CHUNKS)], listened[-1:]
     finally:
         if w is not None:
             w.close()
