@@ -26,7 +26,7 @@ from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
 from shared.errors import RedisUnavailable
 from shared.keys import GROUP, Keys
-from shared.protocol import AudioFrame
+from shared.protocol import AudioFrame, decode_frame
 from tests.helpers import run_sleep_worker
 
 pytestmark = pytest.mark.slow
@@ -144,3 +144,24 @@ def test_redis_restart_with_aof_loses_no_accepted_request(tmp_path: Path) -> Non
         if w is not None:
             w.close()
         server.stop()
+
+
+def test_cancel_mid_request_with_worker_processes(r: redis.Redis, workers: Workers) -> None:
+    from broker.cancel import cancel
+    from shared.errors import RequestCancelled
+
+    long_request = [f"第{i}段。" for i in range(40)]
+    rid = Producer(r).enqueue(long_request, tenant="t").request_id
+    _serving(r, rid)
+    assert cancel(r, rid)
+    heard: list[AudioFrame] = []
+    with pytest.raises(RequestCancelled):
+        for frame in Subscriber(r).frames(rid, timeout_s=10):
+            heard.append(frame)
+    time.sleep(1.0)  # let the workers reach their next frame boundary
+    keys = Keys()
+    segments_with_audio = {decode_frame(f[b"f"]).segment for _, f in r.xrange(keys.audio(rid))
+                           if isinstance(decode_frame(f[b"f"]), AudioFrame)}  # fmt: skip
+    assert len(segments_with_audio) < 10, "queued segments were dropped, not synthesised"
+    assert r.hget(keys.request(rid), "status") == b"cancelled"
+    assert r.zcard(keys.leases()) == 0 and r.hget(keys.depth(), "t") in (None, b"0")
