@@ -140,6 +140,42 @@ def cmd_models(args: argparse.Namespace) -> int:
     return modelcmd.run(args, _keyring_path(args))
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import GatewayConfig, create_app
+
+    settings = _redis(args)
+    assert settings is not None
+    if not args.no_auth and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.info("serving on %s with API keys required", args.host)
+    app = create_app(GatewayConfig(settings, auth=not args.no_auth, open_tenant=args.tenant))
+    print(f"gateway on http://{args.host}:{args.port} (redis {settings.safe_url()}, "
+          f"{'no auth: every caller is tenant ' + args.tenant if args.no_auth else 'API keys required'})",
+          file=sys.stderr)  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from gateway.auth import ApiKeys
+
+    settings = _redis(args)
+    assert settings is not None
+    api = ApiKeys(sync_client(settings))
+    if args.action == "add":
+        key, record = api.add(args.tenant, args.name)
+        print(key)
+        print(f"key {record.id} for tenant {record.tenant}: shown once, stored only as its SHA-256", file=sys.stderr)
+    elif args.action == "revoke":
+        record = api.revoke(args.key_id)
+        print(f"revoked key {record.id} of tenant {record.tenant}")
+    else:
+        for k in api.all():
+            print(f"{k.id}  {k.tenant:24} {k.name}")
+    return 0
+
+
 def cmd_tenants(args: argparse.Namespace) -> int:
     from broker.stats import Stats
     from broker.tenants import DefaultPolicy, Tenants
@@ -301,6 +337,26 @@ def build_parser() -> argparse.ArgumentParser:
             ts.add_argument("name")
         redis_opt(ts)
     t.set_defaults(func=cmd_tenants)
+
+    gp = sub.add_parser("gateway", help="HTTP/SSE/WebSocket gateway (OpenAI-compatible speech API and a web page)")
+    gp.add_argument("--host", default="127.0.0.1")
+    gp.add_argument("--port", type=int, default=8080)
+    gp.add_argument("--no-auth", action="store_true", help="no API keys: every caller is --tenant (development)")
+    gp.add_argument("--tenant", default="default", help="the tenant of every caller with --no-auth")
+    redis_opt(gp)
+    gp.set_defaults(func=cmd_gateway)
+
+    k = sub.add_parser("keys", help="API keys of the gateway: add (prints the key once), list, revoke")
+    ksub = k.add_subparsers(dest="action", required=True)
+    ka = ksub.add_parser("add")
+    ka.add_argument("tenant")
+    ka.add_argument("--name", default="")
+    kr = ksub.add_parser("revoke")
+    kr.add_argument("key_id")
+    kl = ksub.add_parser("list")
+    for sp in (ka, kr, kl):
+        redis_opt(sp)
+    k.set_defaults(func=cmd_keys)
 
     st = sub.add_parser("stats", help="queued, in flight, served and last-minute share per tenant and lane")
     st.add_argument("--json", action="store_true")

@@ -33,7 +33,7 @@ from shared.errors import (
 from shared.keys import Keys
 from shared.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, decode_frame
 
-__all__ = ["AsyncSubscriber", "Reorderer", "StreamState", "Subscriber"]
+__all__ = ["AsyncSubscriber", "Reorderer", "StreamState", "Subscriber", "stream_entries"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 60.0
@@ -176,7 +176,7 @@ class StreamState:
             raise StreamTimeout(self.request_id, waited)
 
 
-def _entries(resp: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+def stream_entries(resp: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     if not resp:
         return []
     entries: list[tuple[bytes, dict[bytes, bytes]]] = resp[0][1]
@@ -205,7 +205,7 @@ class Subscriber:
                 time.sleep(state.outage(exc, client_url(self._r), timeout_s))
                 continue
             state.reconnected()
-            yield from state.feed(_entries(resp))
+            yield from state.feed(stream_entries(resp))
             state.check_complete()
             state.check_timeout(timeout_s)
 
@@ -231,7 +231,7 @@ class AsyncSubscriber:
                 await asyncio.sleep(state.outage(exc, client_url(self._r), timeout_s))
                 continue
             state.reconnected()
-            for frame in state.feed(_entries(resp)):
+            for frame in state.feed(stream_entries(resp)):
                 yield frame
             state.check_complete()
             state.check_timeout(timeout_s)

@@ -141,6 +141,10 @@ class Keys:
         """Hash worker id -> JSON description (models, device, threads)."""
         return f"{self.prefix}:workers:info"
 
+    def api_keys(self) -> str:
+        """Hash SHA-256(api key) -> JSON {tenant, name, created}; the keys themselves are never stored."""
+        return f"{self.prefix}:apikeys"
+
     def models_active(self) -> str:
         """Hash model id -> the version every worker should serve (``chorus models activate``)."""
         return f"{self.prefix}:models:active"
