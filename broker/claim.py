@@ -143,14 +143,15 @@ class Claimer:
                                flat[i + 4].decode(), 0, int(flat[i + 5]), flat[i + 6] == b"dead"))  # fmt: skip
         return out
 
-    def extend(self, consumer: str, items: list[Claimed], *, lease_ms: int = DEFAULT_LEASE_MS) -> list[bool]:
-        """Push the leases of ``items`` forward; False for one another worker has taken over."""
+    def extend(self, consumer: str, items: list[Claimed], *, lease_ms: int = DEFAULT_LEASE_MS) -> list[bool | None]:
+        """Push the leases of ``items`` forward: True extended, False taken over by another worker,
+        None completed meanwhile."""
         if not items:
             return []
         k = self.keys
         res = self._lease(keys=[k.leases()], args=[k.queue_prefix(), GROUP, consumer, _now_ms() + lease_ms,
                                                    *(i.lease_member for i in items)])  # fmt: skip
-        return [bool(x) for x in res]
+        return [None if int(x) < 0 else bool(int(x)) for x in res]
 
     def release(self, items: list[Claimed]) -> None:
         """Hand claimed-but-unserved entries back at once (shutdown): their leases expire now."""

@@ -195,7 +195,7 @@ class Worker:
                 log.warning("could not extend leases: %s", exc)
                 continue
             for item, ok in zip(held, kept, strict=True):
-                if not ok and item in self._current:  # not merely completed meanwhile
+                if ok is False:  # None: completed meanwhile
                     log.warning("lost the lease of %s %s to another worker", item.stream, item.entry_id)
 
     def heartbeat(self, force: bool = False) -> None:

@@ -54,6 +54,8 @@ def test_extending_keeps_the_lease_and_a_lost_lease_is_not_taken_back(r: redis.R
     assert len(c.reclaim("w2", lease_ms=5000)) == 1
     assert c.extend("w1", [item], lease_ms=60) == [False], "w2 owns it now"
     assert r.zscore(keys.leases(), item.lease_member) > time.time() * 1000 + 4000  # type: ignore[operator]
+    c.complete(item, item.request_id, ok=True)
+    assert c.extend("w2", [item], lease_ms=60) == [None], "completed: nothing to extend"
 
 
 def test_past_max_attempts_the_segment_comes_back_exhausted(r: redis.Redis) -> None:

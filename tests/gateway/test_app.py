@@ -9,73 +9,21 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing as mp
-import os
-import socket
-import subprocess
-import sys
 import time
 import wave
-from collections.abc import Iterator
 
 import av
 import httpx
 import pytest
-import redis
 from openai import OpenAI
 
 from broker.tenants import TenantPolicy, Tenants
 from gateway.auth import ApiKeys
 from shared.keys import Keys
-from tests.helpers import run_sleep_worker
 
 pytestmark = pytest.mark.slow
-SEGMENT_S = 0.6  # six 100 ms frames per segment
+SEGMENT_S = 0.6  # six 100 ms frames per segment (see the stack fixture in conftest.py)
 TWO = "你好，世界！今天天气很好。"  # two segments
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def stack(redis_server: object) -> Iterator[dict[str, object]]:
-    url = redis_server.url  # type: ignore[attr-defined]
-    r = redis.Redis.from_url(url)
-    r.flushall()
-    ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=run_sleep_worker, args=(url, f"gw{i}", 6, 0.02, 2.0), daemon=True) for i in range(2)]
-    for w in workers:
-        w.start()
-    port = _free_port()
-    env = {**os.environ, "CHORUS_REDIS_URL": url}
-    proc = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--port", str(port)], env=env,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "gateway or workers did not get ready"
-        time.sleep(0.1)
-    api = ApiKeys(r)
-    key_a, _ = api.add("alice", "tests")
-    key_b, _ = api.add("bob", "tests")
-    yield {"base": base, "a": key_a, "b": key_b, "r": r}
-    proc.terminate()
-    proc.wait(10)
-    if proc.stderr:
-        proc.stderr.close()
-    for w in workers:
-        w.kill()
-        w.join(10)
-    r.close()
 
 
 def _auth(key: object) -> dict[str, str]:

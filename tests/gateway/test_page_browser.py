@@ -1,0 +1,43 @@
+"""The gateway's web page in headless Chromium (Debian's package, driven by Playwright): it asks for speech
+and plays it with Web Audio while it streams; the page reports frames, audio seconds and time to first audio,
+and the AudioContext's clock shows the audio was rendered."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_page_plays_the_stream(stack: dict[str, object]) -> None:
+    # No skip: bin/test installs Debian's chromium; without it this fails and says so.
+    assert shutil.which("chromium"), "Debian's chromium is missing (bin/test installs it: apt-get install chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"])  # fmt: skip
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(str(stack["base"]) + "/")
+            page.fill("#key", str(stack["a"]))
+            page.dispatch_event("#key", "change")
+            page.wait_for_function("document.querySelectorAll('#voice option').length > 1", timeout=10_000)
+            page.click("#speak")
+            page.wait_for_function("window.chorusReport.state === 'done' || window.chorusReport.state === 'failed'",
+                                   timeout=30_000)  # fmt: skip
+            report = page.evaluate("window.chorusReport")
+            assert report["state"] == "done", report
+            assert report["frames"] > 0 and report["ttfaMs"] > 0
+            assert abs(report["playedSeconds"] - 1.2) < 0.05, report  # two segments of 0.6 s
+            start = page.evaluate("window.chorusAudioClock()")
+            page.wait_for_timeout(1500)
+            assert page.evaluate("window.chorusAudioClock()") - start > 1.0, "the audio clock runs: audio renders"
+            assert "first audio after" in page.inner_text("#status")
+            assert not errors, errors
+        finally:
+            browser.close()
