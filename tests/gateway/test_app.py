@@ -110,6 +110,16 @@ def test_queue_cap_is_a_429_with_retry_after(stack: dict[str, object]) -> None:
     assert "queue full" in resp.json()["error"]["message"]
 
 
+def test_policy_refusals_are_403(stack: dict[str, object]) -> None:
+    r = stack["r"]
+    Tenants(r).set("bulk", TenantPolicy(lanes=("batch",)))  # type: ignore[arg-type]
+    key, _ = ApiKeys(r).add("bulk")  # type: ignore[arg-type]
+    refused = httpx.post(f"{stack['base']}/v1/requests", json={"input": TWO}, headers=_auth(key))
+    assert refused.status_code == 403 and "may not use lane" in refused.json()["error"]["message"]
+    ok = httpx.post(f"{stack['base']}/v1/requests", json={"input": TWO, "priority": "batch"}, headers=_auth(key))
+    assert ok.status_code == 202
+
+
 def _events(resp: httpx.Response, stop_after: int | None = None) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     event: dict[str, object] = {}
