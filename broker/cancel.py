@@ -9,15 +9,26 @@ waiting for the workers.
 from __future__ import annotations
 
 import redis
+import redis.asyncio as aredis
 
 from broker.scripts import CANCEL, script_source
 from shared.errors import RequestNotFound
 from shared.keys import Keys
 from shared.protocol import EndFrame, encode_frame
 
-__all__ = ["CANCELLED_AUDIO_TTL_S", "cancel"]
+__all__ = ["CANCELLED_AUDIO_TTL_S", "async_cancel", "cancel"]
 
 CANCELLED_AUDIO_TTL_S = 300
+
+
+def _outcome(res: int, request_id: str) -> bool:
+    if res < 0:
+        raise RequestNotFound(request_id)
+    return res == 1
+
+
+def _end_marker(segments: int) -> dict[str, bytes]:
+    return {"f": encode_frame(EndFrame(segments, "cancelled"))}
 
 
 def cancel(client: redis.Redis, request_id: str, keys: Keys | None = None) -> bool:
@@ -26,15 +37,25 @@ def cancel(client: redis.Redis, request_id: str, keys: Keys | None = None) -> bo
     :class:`RequestNotFound` for an unknown or expired request.
     """
     keys = (keys or Keys()).for_request(request_id)
-    res = int(client.register_script(script_source(CANCEL))(keys=[keys.request(request_id)]))
-    if res < 0:
-        raise RequestNotFound(request_id)
-    if res == 0:
+    if not _outcome(int(client.register_script(script_source(CANCEL))(keys=[keys.request(request_id)])), request_id):
         return False
     segments = int(client.hget(keys.request(request_id), "segments") or 0)
-    audio = keys.audio(request_id)
     pipe = client.pipeline(transaction=False)
-    pipe.xadd(audio, {"f": encode_frame(EndFrame(segments, "cancelled"))})
-    pipe.expire(audio, CANCELLED_AUDIO_TTL_S)
+    pipe.xadd(keys.audio(request_id), _end_marker(segments))  # type: ignore[arg-type]
+    pipe.expire(keys.audio(request_id), CANCELLED_AUDIO_TTL_S)
     pipe.execute()
+    return True
+
+
+async def async_cancel(client: aredis.Redis, request_id: str, keys: Keys | None = None) -> bool:
+    """:func:`cancel` for asyncio clients."""
+    keys = (keys or Keys()).for_request(request_id)
+    res = int(await client.register_script(script_source(CANCEL))(keys=[keys.request(request_id)]))
+    if not _outcome(res, request_id):
+        return False
+    segments = int(await client.hget(keys.request(request_id), "segments") or 0)
+    pipe = client.pipeline(transaction=False)
+    pipe.xadd(keys.audio(request_id), _end_marker(segments))  # type: ignore[arg-type]
+    pipe.expire(keys.audio(request_id), CANCELLED_AUDIO_TTL_S)
+    await pipe.execute()
     return True

@@ -40,11 +40,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from broker.cancel import async_cancel
 from broker.producer import PRIORITIES, AsyncProducer
 from gateway.auth import KEY_PREFIX, key_digest
 from gateway.encode import FORMATS, make_encoder
 from gateway.metrics import GatewayMetrics
-from gateway.subscriber import READ_COUNT, StreamState, stream_entries
+from gateway.subscriber import AsyncSubscriber, StreamState
 from models.catalog import Catalog, load_catalog
 from shared.config import RedisSettings
 from shared.connection import as_str, async_client
@@ -62,7 +63,7 @@ from shared.errors import (
     UnknownVoice,
 )
 from shared.keys import Keys
-from shared.protocol import AudioFrame, EndFrame, HeaderFrame, decode_frame, encode_frame
+from shared.protocol import AudioFrame, EndFrame, HeaderFrame, decode_frame
 
 __all__ = ["GatewayConfig", "create_app"]
 
@@ -122,6 +123,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.r: aredis.Redis = async_client(config.redis)
         self.producer = AsyncProducer(self.r, keys=self.keys, catalog=self.catalog)
+        self.subscriber = AsyncSubscriber(self.r, self.keys)
 
     # -- auth and ownership ----------------------------------------------------------
 
@@ -180,49 +182,28 @@ class Gateway:
         return res.request_id, res.segments, res.sample_rate
 
     async def cancel(self, keys: Keys, request_id: str) -> bool:
-        from broker.cancel import CANCELLED_AUDIO_TTL_S
-        from broker.scripts import CANCEL, script_source
-
-        res = int(await self.r.register_script(script_source(CANCEL))(keys=[keys.request(request_id)]))
-        if res != 1:
+        try:
+            if not await async_cancel(self.r, request_id, keys):
+                return False
+        except RequestNotFound:  # expired meanwhile: nothing left to cancel
             return False
-        segments = int(await self.r.hget(keys.request(request_id), "segments") or 0)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.xadd(keys.audio(request_id), {"f": encode_frame(EndFrame(segments, "cancelled"))})
-        pipe.expire(keys.audio(request_id), CANCELLED_AUDIO_TTL_S)
-        await pipe.execute()
         self.metrics.cancelled.inc()
         return True
 
     # -- reading a stream --------------------------------------------------------------
 
-    async def frames(self, keys: Keys, request_id: str, state: StreamState,
-                     started: float | None = None) -> AsyncIterator[tuple[AudioFrame, str]]:  # fmt: skip
-        """Audio frames in order, each with the stream position after which it can be resumed."""
-        audio = keys.audio(request_id)
+    async def frames(self, state: StreamState, started: float | None = None) -> AsyncIterator[tuple[AudioFrame, str]]:
+        """The subscriber's frames with their resume positions, timed into the metrics."""
         last_at: float | None = None
-        while not state.finished:
-            try:
-                resp = await self.r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                await asyncio.sleep(state.outage(exc, audio, self.config.stream_timeout_s))
-                continue
-            state.reconnected()
-            entries: list[tuple[bytes, dict[bytes, bytes]]] = stream_entries(resp)
-            for entry_id, fields in entries:
-                for frame in state.feed([(entry_id, fields)]):
-                    now = time.perf_counter()
-                    if last_at is None and started is not None:
-                        self.metrics.ttfa.observe(now - started)
-                    elif last_at is not None:
-                        self.metrics.frame_gap.observe(now - last_at)
-                    last_at = now
-                    self.metrics.frames.inc()
-                    yield frame, state.last_id
-                if state.error is not None:
-                    break
-            state.check_complete()
-            state.check_timeout(self.config.stream_timeout_s)
+        async for frame, position in self.subscriber.positions(state, timeout_s=self.config.stream_timeout_s):
+            now = time.perf_counter()
+            if last_at is None and started is not None:
+                self.metrics.ttfa.observe(now - started)
+            elif last_at is not None:
+                self.metrics.frame_gap.observe(now - last_at)
+            last_at = now
+            self.metrics.frames.inc()
+            yield frame, position
 
     async def replay(self, keys: Keys, request_id: str, until: str) -> StreamState:
         """A stream state as it was after entry ``until`` (for Last-Event-ID)."""
@@ -284,7 +265,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         async def body() -> AsyncIterator[bytes]:
             finished = False
             try:
-                async for frame, _ in gw.frames(keys, rid, StreamState(rid), started):
+                async for frame, _ in gw.frames(StreamState(rid), started):
                     chunk = encoder.feed(frame.pcm)
                     if chunk:
                         yield chunk
@@ -355,7 +336,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                     yield _sse("header", {"segments": frame.segments, "sample_rate": frame.sample_rate,
                                           "voice": frame.voice}, None)  # fmt: skip
             try:
-                async for frame, position in gw.frames(keys, rid, state):
+                async for frame, position in gw.frames(state):
                     data = {"seg": frame.segment, "idx": frame.index, "last": frame.last, "sr": frame.sample_rate,
                             "pcm": base64.b64encode(frame.pcm).decode("ascii")}  # fmt: skip
                     yield _sse("audio", data, position)
@@ -494,7 +475,7 @@ async def _websocket(gw: Gateway, ws: WebSocket) -> None:
 async def _ws_stream(gw: Gateway, ws: WebSocket, keys: Keys, rid: str) -> None:
     cancel_task = asyncio.ensure_future(ws.receive_json())
     try:
-        async for frame, _ in gw.frames(keys, rid, StreamState(rid), time.perf_counter()):
+        async for frame, _ in gw.frames(StreamState(rid), time.perf_counter()):
             if cancel_task.done():
                 msg = cancel_task.result()
                 if isinstance(msg, dict) and msg.get("cancel"):

@@ -217,13 +217,20 @@ class AsyncSubscriber:
 
     async def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
         keys = self.keys.for_request(request_id)
-        audio = keys.audio(request_id)
-        state = StreamState(request_id)
         try:
-            if not await self._r.exists(audio, keys.request(request_id)):
+            if not await self._r.exists(keys.audio(request_id), keys.request(request_id)):
                 raise RequestNotFound(request_id)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(client_url(self._r), str(exc)) from exc
+        async for frame, _ in self.positions(StreamState(request_id), timeout_s=timeout_s):
+            yield frame
+
+    async def positions(
+        self, state: StreamState, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> AsyncIterator[tuple[AudioFrame, str]]:
+        """Frames in order from ``state`` on (a fresh one, or one replayed to a position), each with
+        the stream position after which reading resumes without a frame twice or missing."""
+        audio = self.keys.for_request(state.request_id).audio(state.request_id)
         while not state.finished:
             try:
                 resp = await self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
@@ -231,7 +238,10 @@ class AsyncSubscriber:
                 await asyncio.sleep(state.outage(exc, client_url(self._r), timeout_s))
                 continue
             state.reconnected()
-            for frame in state.feed(stream_entries(resp)):
-                yield frame
+            for entry in stream_entries(resp):
+                for frame in state.feed([entry]):
+                    yield frame, state.last_id
+                if state.error is not None:
+                    break
             state.check_complete()
             state.check_timeout(timeout_s)
