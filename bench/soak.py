@@ -40,7 +40,7 @@ from shared.embedded import EmbeddedRedis
 from shared.errors import ChorusError
 from shared.keys import GROUP, LANES, Keys
 from shared.protocol import AudioFrame, EndFrame, decode_frame
-from tests.helpers import run_sleep_worker
+from workers.pace import run_paced_worker
 
 TENANTS = ["t0", "t1", "t2", "t3"]
 
@@ -59,7 +59,7 @@ class Chaos:
     def spawn(self) -> None:
         name = f"soak{self.serial}"
         self.serial += 1
-        p = self.ctx.Process(target=run_sleep_worker, args=(self.url, name, 1, self.chunk_s, self.lease_s))
+        p = self.ctx.Process(target=run_paced_worker, args=(self.url, name, 1, self.chunk_s, self.lease_s))
         p.start()
         self.procs[name] = p
 

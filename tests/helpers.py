@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper
@@ -20,6 +17,7 @@ from workers.engine import Engine
 from workers.frontend_zh import MandarinFrontend
 from workers.kokoro import KokoroBackend
 from workers.model_store import ModelStore, manifest_name
+from workers.pace import run_paced_worker
 from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key, sign_manifest
 
 # The symbol set of Kokoro v1.0 (the real vocabulary's keys, in id order): the tiny
@@ -124,45 +122,6 @@ class Signer:
         return path
 
 
-class ChunkedSleepBackend:
-    """Synthesis in timed chunks: ``chunks`` pieces of 100 ms of tone, ``chunk_s`` apart (fault tests)."""
-
-    model_id = "sleep"
-    device = "none"
-    sample_rate = 24000
-
-    def __init__(self, chunks: int, chunk_s: float) -> None:
-        self.chunks, self.chunk_s = chunks, chunk_s
-        t = np.arange(2400, dtype=np.float32) / 24000
-        self._tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-    def voices(self) -> list[str]:
-        return list(TINY_VOICES)
-
-    def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
-        for _ in range(self.chunks):
-            time.sleep(self.chunk_s)
-            yield self._tone
-
-
-class _Identity:
-    lang = "zh"
-
-    def phonemize(self, text: str) -> str:
-        return text
-
-
 def run_sleep_worker(url: str, name: str, chunks: int, chunk_s: float, lease_s: float) -> None:
-    """Process target: a real Worker over ``url`` with a chunked sleep backend; SIGTERM stops it gracefully."""
-    import signal
-
-    from shared.config import RedisSettings
-    from shared.connection import sync_client
-    from workers.worker import Worker, WorkerConfig
-
-    backend = ChunkedSleepBackend(chunks, chunk_s)
-    engine = Engine(backends={v: backend for v in TINY_VOICES}, frontends={"zh": _Identity()})
-    config = WorkerConfig(name=name, lease_s=lease_s, idle_wait_s=0.2, heartbeat_s=0.2)
-    worker = Worker(sync_client(RedisSettings.from_dsn(url)), engine, config=config)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    worker.run()
+    """Process target: a real Worker with a paced tone backend (see :mod:`workers.pace`)."""
+    run_paced_worker(url, name, chunks, chunk_s, lease_s)
