@@ -16,12 +16,21 @@ from dataclasses import dataclass
 import redis
 
 from broker.scheduler import SCHEDULER
-from broker.scripts import CLAIM, COMPLETE, LEASE, RECLAIM, script_source
+from broker.scripts import ADMIT, CLAIM, COMPLETE, LEASE, RECLAIM, script_source
 from broker.stats import current_bucket
 from shared.connection import as_str
 from shared.keys import GROUP, Keys
 
-__all__ = ["DEAD_LETTER_MAXLEN", "DEFAULT_LEASE_MS", "DEFAULT_MAX_ATTEMPTS", "Claimed", "Claimer", "Completion"]
+__all__ = [
+    "ADMITTED",
+    "DEAD_LETTER_MAXLEN",
+    "DEFAULT_LEASE_MS",
+    "DEFAULT_MAX_ATTEMPTS",
+    "REJECTIONS",
+    "Claimed",
+    "Claimer",
+    "Completion",
+]
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_MAXLEN = 10_000
@@ -29,6 +38,18 @@ DEFAULT_LEASE_MS = 15_000
 """A claimed segment is reclaimable this long after its lease was last extended."""
 DEFAULT_MAX_ATTEMPTS = 3
 """Deliveries before a segment is dead-lettered."""
+
+
+ADMITTED = ("ok", "cancelled", "expired")
+"""Verdicts of :meth:`Claimer.admit` for an entry that owns its segment (``lua/admit.lua``)."""
+REJECTIONS = {
+    "unknown": ("unknown_request", "no such request in this shard (never enqueued, expired or deleted)"),
+    "tenant": ("tenant_mismatch", "the request belongs to another tenant than the lane stream"),
+    "range": ("seq_out_of_range", "seq is not below the request's segment count"),
+    "finished": ("request_finished", "the request has already ended"),
+    "duplicate": ("duplicate_segment", "another entry already carries this segment of the request"),
+}
+"""Verdicts that reject an entry -> (dead-letter code, reason)."""
 
 
 def _now_ms() -> int:
@@ -104,6 +125,16 @@ class Claimer:
         self._complete = client.register_script(script_source(COMPLETE))
         self._lease = client.register_script(script_source(LEASE))
         self._reclaim = client.register_script(script_source(RECLAIM))
+        self._admit = client.register_script(script_source(ADMIT))
+
+    def admit(self, item: Claimed, request_id: str, seq: int) -> tuple[str, int]:
+        """Check an entry against its request before synthesis: (verdict, the request's segment count).
+
+        The verdict is one of :data:`ADMITTED` (the entry owns segment ``seq``) or a key of
+        :data:`REJECTIONS`. Raises :class:`~shared.errors.RequestNotFound` for an id of another shard.
+        """
+        verdict, segments = self._admit(keys=[self.keys.request(request_id)], args=[item.tenant, seq, item.entry_id])
+        return as_str(verdict), int(segments)
 
     def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0,
               lease_ms: int = DEFAULT_LEASE_MS) -> list[Claimed]:  # fmt: skip

@@ -64,6 +64,9 @@ class SchedulerParams:
     """Batch gets every 10th claim of a tenant while its other lanes have work."""
     visits: int = 64
     """Ring visits one claim call may make beyond 4 per wanted entry."""
+    repair_cap: int = 10_000
+    """Most undelivered entries counted per lane when the depth counter is repaired from a stream
+    (a larger backlog is repaired again as it drains)."""
     bucket_s: int = 10
     """Width of the time buckets behind the last-minute statistics."""
     bucket_ttl_s: int = 130

@@ -10,8 +10,9 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "script_source"]
+__all__ = ["ADMIT", "CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "script_source"]
 
+ADMIT = "admit"
 ENQUEUE = "enqueue"
 CLAIM = "claim"
 COMPLETE = "complete"

@@ -147,7 +147,11 @@ class Keys:
 
     def models_active(self) -> str:
         """Hash model id -> the version every worker should serve (``chorus models activate``)."""
-        return f"{self.prefix}:models:active"
+        return f"{self.prefix}:{{models}}:active"
+
+    def models_floor(self) -> str:
+        """Hash model id -> the highest version ever activated: the rollback floor every worker checks at start."""
+        return f"{self.prefix}:{{models}}:floor"
 
     def _check_shard(self, request_id: str) -> None:
         if shard_of(request_id) != self.shard:

@@ -32,6 +32,7 @@ __all__ = [
     "decode_segment",
     "encode_frame",
     "encode_segment",
+    "peek_segment_address",
 ]
 
 PROTOCOL_VERSION = 1
@@ -180,6 +181,25 @@ def decode_segment(data: bytes) -> SegmentJob:
         pause_ms=_int(obj, "pause_ms", 0, MAX_PAUSE_MS),
         enqueued_ms=_int(obj, "t", 0, 2**53),
     )
+
+
+def peek_segment_address(data: bytes) -> tuple[str, int] | None:
+    """``(request id, seq)`` of a segment payload that :func:`decode_segment` refuses, when those
+    two fields are still readable (so the request's listener can be told which segment failed);
+    None otherwise. Never raises."""
+    try:
+        obj = msgpack.unpackb(bytes(data[:MAX_ENTRY_BYTES]), raw=False, strict_map_key=False,
+                              ext_hook=_ext_refused, max_array_len=64, max_map_len=32)  # fmt: skip
+    except Exception:  # anything unreadable has no address
+        return None
+    if not isinstance(obj, dict):
+        return None
+    req, seq = obj.get("req"), obj.get("seq")
+    if not isinstance(req, str) or len(req) > MAX_ID_LEN or isinstance(seq, bool) or not isinstance(seq, int):
+        return None
+    if not 0 <= seq < MAX_SEGMENTS:
+        return None
+    return req, seq
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from broker.claim import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, Claimed, Claimer
+from broker.claim import ADMITTED, DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, REJECTIONS, Claimed, Claimer
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.errors import ChorusError, ProtocolError, RequestNotFound
 from shared.keys import Keys, shard_of
-from shared.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_segment, encode_frame
+from shared.protocol import (
+    AudioFrame,
+    EndFrame,
+    ErrorFrame,
+    SegmentJob,
+    decode_segment,
+    encode_frame,
+    peek_segment_address,
+)
 from workers.backend import SynthesisBackend
 from workers.engine import Engine
 
@@ -53,6 +61,9 @@ class WorkerConfig:
     """Longest audio frame."""
     audio_ttl_s: int = 300
     """How long a finished request's audio stays readable."""
+    pending_audio_ttl_s: int = 3600
+    """Expiry set with every frame written before the end marker, so no write can leave an
+    audio stream without one (the request may be lost meanwhile: flushed, evicted, expired)."""
     finished_ttl_s: int = 3600
     """How long a finished request's status stays readable."""
     heartbeat_s: float = 2.0
@@ -71,13 +82,23 @@ class _Cancelled(Exception):
     """The request was cancelled while its segment was being synthesised."""
 
 
+def append_frames(client: redis.Redis, key: str, frames: list[bytes], ttl_s: int) -> None:
+    """XADD ``frames`` to an audio stream and set its expiry in one MULTI/EXEC (one hash slot):
+    no frame can recreate a stream that never expires."""
+    pipe = client.pipeline(transaction=True)
+    for frame in frames:
+        pipe.xadd(key, {"f": frame}, maxlen=AUDIO_MAXLEN, approximate=True)
+    pipe.expire(key, ttl_s)
+    pipe.execute()
+
+
 class _FrameSink:
     """Numbers a segment's frames and holds the newest one back so the last can be flagged."""
 
     def __init__(self, client: redis.Redis, key: str, job: SegmentJob, sample_rate: int, frame_ms: int,
-                 attempt: int = 1) -> None:  # fmt: skip
+                 attempt: int = 1, ttl_s: int = 3600) -> None:  # fmt: skip
         self._r, self._key, self._job = client, key, job
-        self._sr, self._ms = sample_rate, frame_ms
+        self._sr, self._ms, self._ttl = sample_rate, frame_ms, ttl_s
         self._held: bytes | None = None
         self.attempt = attempt
         self.index = 0
@@ -89,18 +110,18 @@ class _FrameSink:
         return encode_frame(frame)
 
     def add(self, pcm: bytes) -> None:
-        pipe = self._r.pipeline(transaction=False)
+        out: list[bytes] = []
         for chunk in frame_pcm(pcm, self._sr, self._ms):
             if self._held is not None:
-                pipe.xadd(self._key, {"f": self._frame(self._held, False)}, maxlen=AUDIO_MAXLEN, approximate=True)
+                out.append(self._frame(self._held, False))
             self._held = chunk
-        if len(pipe):
-            pipe.execute()
+        if out:
+            append_frames(self._r, self._key, out, self._ttl)
             if self.first_frame_at is None:
                 self.first_frame_at = time.perf_counter()
 
     def close(self) -> None:
-        self._r.xadd(self._key, {"f": self._frame(self._held or b"", True)}, maxlen=AUDIO_MAXLEN, approximate=True)
+        append_frames(self._r, self._key, [self._frame(self._held or b"", True)], self._ttl)
 
 
 class Worker:
@@ -114,6 +135,8 @@ class Worker:
         self.stop_event = threading.Event()
         self.served = 0
         self.failed = 0
+        self.errors = 0
+        """Unexpected errors caught by the serving loop (each is logged with its traceback)."""
         self._last_beat = 0.0
         self._t0 = 0.0
         self._last_reclaim = 0.0
@@ -138,13 +161,27 @@ class Worker:
         keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.config.name}", daemon=True)
         keeper.start()
         backoff = 0.1
+        episode: str | None = None
         while not self.stop_event.is_set():
             try:
                 if not self.run_once():
                     self.claimer.wait_for_work(self.config.idle_wait_s)
-                backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff)
+                if episode is not None:
+                    log.warning("redis is back after: %s", episode)
+                episode, backoff = None, 0.1
+            except redis.RedisError as exc:
+                # a lost connection, a timeout or an error that describes the server's state
+                # (OOM, READONLY, BUSY, LOADING ...): an outage, not a reason to exit; what this
+                # worker holds is reclaimed by lease if it does not come back in time
+                reason = f"{type(exc).__name__}: {exc}"
+                if episode is None:
+                    log.warning("redis unavailable (%s); retrying with backoff", reason)
+                episode = reason
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a bug must not take the worker down: log it, back off, go on
+                log.exception("worker %s: unexpected error in the serving loop", self.config.name)
+                self.errors += 1
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         try:
@@ -263,12 +300,33 @@ class Worker:
     # -- one segment --------------------------------------------------------------------
 
     def serve(self, item: Claimed) -> None:
+        """Serve one claimed entry. Whatever the entry holds, it ends completed: synthesised, or
+        dead-lettered with its reason (and an error frame when it owns a segment of a request).
+        Only Redis errors propagate (the entry stays leased and is reclaimed)."""
         self._t0 = time.perf_counter()
+        try:
+            self._serve(item)
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # one entry must never take the worker down
+            log.exception("entry %s %s failed unexpectedly", item.stream, item.entry_id)
+            self.errors += 1
+            self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _own_shard(self, request_id: str) -> bool:
+        try:
+            return shard_of(request_id) == self.keys.shard
+        except RequestNotFound:
+            return False
+
+    def _serve(self, item: Claimed) -> None:
         rid = item.request_id
+        job: SegmentJob | None = None
         try:
             if rid is None:
                 raise ProtocolError("r", "entry has no request id")
-            shard_of(rid)
+            if not self._own_shard(rid):
+                raise ProtocolError("r", f"request {rid!r} is not a request id of shard {self.keys.shard}")
             payload = item.payload
             if payload is None:
                 raise ProtocolError("p", "entry has no payload")
@@ -276,44 +334,48 @@ class Worker:
             if job.request_id != rid:
                 raise ProtocolError("req", "payload request id differs from the entry's")
         except (ProtocolError, RequestNotFound) as exc:
-            self._reject(item, rid, "malformed_entry", str(exc))
+            address = peek_segment_address(item.payload or b"") if rid is not None else None
+            if rid is not None and address is not None and address[0] == rid and self._own_shard(rid):
+                # the segment it stands for is known: fail that segment so the listener can go on
+                verdict, _ = self.claimer.admit(item, rid, address[1])
+                if verdict in ADMITTED:
+                    self._error(item, rid, "malformed_entry", str(exc), address[1])
+                    return
+            self._reject(item, "malformed_entry", str(exc))
+            return
+        verdict, segments = self.claimer.admit(item, rid, job.seq)
+        if verdict not in ADMITTED:
+            code, reason = REJECTIONS.get(verdict, ("rejected", verdict))
+            self._reject(item, code, f"{reason} (request {rid}, seq {job.seq}, {segments} segments)")
             return
         if item.exhausted:
             reason = f"delivered {item.attempt - 1} times without completing (worker crashes or stalls)"
-            self._error(item, job.request_id, "attempts_exhausted", reason, job.seq)
+            self._error(item, rid, "attempts_exhausted", reason, job.seq)
             return
-        state = self._request_state(job.request_id)
-        if state == "cancelled":
-            self._complete(item, job.request_id, ok=True)  # dropped without synthesis
+        if verdict == "cancelled":
+            self._complete(item, rid, ok=True)  # dropped without synthesis
             return
-        if state == "expired":
-            self._error(item, job.request_id, "deadline_exceeded", "the request's deadline passed", job.seq,
-                        dead_letter=False)  # fmt: skip
+        if verdict == "expired":
+            self._error(item, rid, "deadline_exceeded", "the request's deadline passed", job.seq, dead_letter=False)
             return
         try:
             self._synthesise(job, item.attempt)
         except _Cancelled:
-            self._complete(item, job.request_id, ok=True)
+            self._complete(item, rid, ok=True)
             return
-        except (ChorusError, KeyError, ValueError, RuntimeError) as exc:
-            log.exception("segment %s/%d failed", job.request_id, job.seq)
-            self._error(item, job.request_id, "synthesis_failed", f"{type(exc).__name__}: {exc}", job.seq)
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # the model or frontend failed on this text: fail this segment only
+            log.exception("segment %s/%d failed", rid, job.seq)
+            self._error(item, rid, "synthesis_failed", f"{type(exc).__name__}: {exc}", job.seq)
             return
         self.served += 1
-        self._complete(item, job.request_id, ok=True)
-
-    def _request_state(self, request_id: str) -> str:
-        """``cancelled``, ``expired`` (past its deadline) or ``ok``."""
-        cancelled, deadline = self._r.hmget(self.keys.request(request_id), ["cancelled", "deadline"])
-        if cancelled:
-            return "cancelled"
-        if deadline and 0 < int(deadline) < time.time() * 1000:
-            return "expired"
-        return "ok"
+        self._complete(item, rid, ok=True)
 
     def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
         sr = self.engine.sample_rate(job.voice)
-        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms, attempt)
+        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms, attempt,
+                          self.config.pending_audio_ttl_s)  # fmt: skip
         t0 = time.perf_counter()
         req = self.keys.request(job.request_id)
         for audio in self.engine.render(job):
@@ -346,11 +408,10 @@ class Worker:
 
     def _end(self, rid: str, segments: int, failed: int, status: str) -> None:
         """Write the end marker (a cancelled stream has its own already) and let go of the request."""
-        pipe = self._r.pipeline(transaction=False)
         if status != "cancelled":
-            audio = self.keys.audio(rid)
-            pipe.xadd(audio, {"f": encode_frame(EndFrame(segments, "ok" if failed == 0 else "error"))})
-            pipe.expire(audio, self.config.audio_ttl_s)
+            end = encode_frame(EndFrame(segments, "ok" if failed == 0 else "error"))
+            append_frames(self._r, self.keys.audio(rid), [end], self.config.audio_ttl_s)
+        pipe = self._r.pipeline(transaction=False)
         pipe.expire(self.keys.request(rid), self.config.finished_ttl_s)
         pipe.zrem(self.keys.finishing(), rid)
         pipe.execute()
@@ -358,31 +419,31 @@ class Worker:
     def _finish_orphans(self) -> None:
         """End the streams of requests whose finishing worker died between its last completion and the marker."""
         for rid in self.claimer.unfinished():
-            segments, failed, status = self._r.hmget(self.keys.request(rid), ["segments", "failed", "status"])
+            try:
+                req = self.keys.request(rid)
+            except RequestNotFound:  # not a request id of this shard: nothing to end
+                self._r.zrem(self.keys.finishing(), rid)
+                continue
+            segments, failed, status = self._r.hmget(req, ["segments", "failed", "status"])
             if segments is None:
                 self._r.zrem(self.keys.finishing(), rid)
                 continue
             log.warning("writing the overdue end marker of %s", rid)
             self._end(rid, int(segments), int(failed or 0), as_str(status or b""))
 
-    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int | None,
+    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int,
                dead_letter: bool = True) -> None:  # fmt: skip
+        """Fail segment ``seq`` of request ``rid``, which this entry owns (admitted): an error frame
+        the listener can skip, a dead letter unless told otherwise, and the completion."""
         self.failed += 1
-        self._r.xadd(self.keys.audio(rid), {"f": encode_frame(ErrorFrame(code, message, seq))})
+        frame = encode_frame(ErrorFrame(code, message, seq))
+        append_frames(self._r, self.keys.audio(rid), [frame], self.config.pending_audio_ttl_s)
         if dead_letter:
             self.claimer.dead_letter_record(item, f"{code}: {message}", self.config.name)
         self._complete(item, rid, ok=False)
 
-    def _reject(self, item: Claimed, rid: str | None, code: str, message: str) -> None:
-        """A malformed entry: dead-letter it; tell the request's listener when there is one."""
+    def _reject(self, item: Claimed, code: str, message: str) -> None:
+        """An entry that owns no segment of a request of its tenant: dead-letter it and settle the
+        tenant's account; no request and no audio stream is touched."""
         self.failed += 1
-        known = False
-        if rid is not None:
-            try:
-                known = bool(self._r.exists(self.keys.request(rid)))
-            except RequestNotFound:
-                known = False
-        if known and rid is not None:
-            self._error(item, rid, code, message, None)
-        else:
-            self.claimer.dead_letter(item, f"{code}: {message}", self.config.name, self._measured_us())
+        self.claimer.dead_letter(item, f"{code}: {message}", self.config.name, self._measured_us())

@@ -85,7 +85,23 @@ while got < want do
     -- warm-up no cap: a refund (estimate above the measured time) is owed in full
     d = math.min(d, quantum * policy.weight)
   end
-  if num(redis.call('HGET', depth, tenant), 0) <= 0 then
+  local queued_total = num(redis.call('HGET', depth, tenant), 0)
+  if queued_total <= 0 then
+    -- before forgetting the tenant, count what its streams really hold: the counter
+    -- may be below the truth (entries XADDed without the enqueue script)
+    queued_total = 0
+    for _, lane in ipairs(LANES) do
+      local n = undelivered(prefix .. tenant .. ':' .. lane, group, CFG.repair_cap)
+      if n > 0 then
+        redis.call('HSET', depth, tenant .. ':' .. lane, n)
+        queued_total = queued_total + n
+      end
+    end
+    if queued_total > 0 then
+      redis.call('HSET', depth, tenant, queued_total)
+    end
+  end
+  if queued_total <= 0 then
     forget(list, tenant)
   elseif policy.max_inflight > 0 and inflight >= policy.max_inflight then
     redis.call('LPOP', list)

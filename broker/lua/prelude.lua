@@ -78,3 +78,28 @@ local function unpark(drr, tenants, depth, active, active_set, wake, tenant)
     redis.call('SREM', active_set, tenant)
   end
 end
+
+-- Entries of a lane stream not yet delivered to the consumer group (at most cap): the
+-- truth the depth counter is repaired from when it says a tenant has nothing left (a
+-- foreign producer may XADD without the enqueue script). A stream without the group
+-- gets it, from the start. Needs Redis >= 6.2 (exclusive XRANGE).
+local function undelivered(key, group, cap)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  local last = nil
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  if type(groups) ~= 'table' or groups.err then return 0 end
+  for _, g in ipairs(groups) do
+    local name, lid = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then lid = g[i + 1] end
+    end
+    if name == group then last = lid end
+  end
+  if not last then
+    redis.pcall('XGROUP', 'CREATE', key, group, '0')
+    last = '0-0'
+  end
+  local rest = redis.pcall('XRANGE', key, '(' .. last, '+', 'COUNT', cap)
+  if type(rest) ~= 'table' or rest.err then return 0 end
+  return #rest
+end

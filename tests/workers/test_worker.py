@@ -80,22 +80,40 @@ def test_malformed_foreign_entry_is_dead_lettered_and_the_worker_keeps_serving(
 ) -> None:
     p = Producer(r)
     good = p.enqueue("你好", tenant="acme")
-    # a foreign producer's broken entry for an existing request, and one for nobody
+    # a foreign producer's unreadable entry naming an existing request, and one for nobody:
+    # neither can be tied to a segment, so both are dead-lettered and the request is untouched
     victim = p.enqueue("世界", tenant="acme")
     rt = keys.queue("acme", "rt")
     r.xadd(rt, {"r": victim.request_id, "p": b"\xc1garbage"})
     r.xadd(rt, {"junk": "1"})
     r.hincrby(keys.depth(), "acme:rt", 2)
     r.hincrby(keys.depth(), "acme", 2)
-    r.hincrby(keys.request(victim.request_id), "segments", 1)
     _drain(worker)
     dead = r.xrange(keys.dead())
     assert len(dead) == 2
     assert all(b"malformed_entry" in e[1][b"reason"] for e in dead)
     assert isinstance(_frames(r, keys, good.request_id)[-1], EndFrame)
-    with pytest.raises(RequestFailed, match="malformed_entry"):
-        list(Subscriber(r).frames(victim.request_id, timeout_s=5))
+    assert isinstance(_frames(r, keys, victim.request_id)[-1], EndFrame)
     assert r.xlen(rt) == 0 and r.xpending(rt, "workers")["pending"] == 0
+
+
+def test_broken_entry_with_a_readable_segment_fails_that_segment(r: redis.Redis, keys: Keys, worker: Worker) -> None:
+    """A payload that names its request and seq but breaks the protocol elsewhere fails that segment
+    with an error frame that carries ``seg``, so the listener knows which segment to skip."""
+    p = Producer(r)
+    victim = p.enqueue("世界", tenant="acme")
+    r.hincrby(keys.request(victim.request_id), "segments", 1)
+    rt = keys.queue("acme", "rt")
+    broken = msgpack.packb({"v": 1, "req": victim.request_id, "seq": 1, "text": 42}, use_bin_type=True)
+    r.xadd(rt, {"r": victim.request_id, "p": broken})
+    r.hincrby(keys.depth(), "acme:rt", 1)
+    r.hincrby(keys.depth(), "acme", 1)
+    _drain(worker)
+    errors = [f for f in _frames(r, keys, victim.request_id) if isinstance(f, ErrorFrame)]
+    assert [(e.code, e.segment) for e in errors] == [("malformed_entry", 1)]
+    end = _frames(r, keys, victim.request_id)[-1]
+    assert isinstance(end, EndFrame) and end.segments == 2 and end.status == "error"
+    assert len(r.xrange(keys.dead())) == 1
 
 
 def test_unknown_voice_in_a_foreign_entry_is_an_error_frame(r: redis.Redis, keys: Keys, worker: Worker) -> None:
