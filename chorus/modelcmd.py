@@ -29,6 +29,14 @@ from workers.signing import (
 __all__ = ["run"]
 
 
+def _write_keyring(path: Path, ring: Keyring) -> None:
+    """Write ``ring`` to ``path`` with mode 644 whatever the umask: a group-writable keyring is refused on load."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o644)
+        f.write(ring.to_json())
+
+
 def _store(keyring_path: Path) -> ModelStore:
     return ModelStore(keyring=load_keyring(keyring_path))
 
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace, keyring_path: Path) -> int:
         if args.keyid not in ring.keys:
             raise ConfigError(f"key {args.keyid} is not in {keyring_path}")
         ring.revoked[args.keyid] = args.reason
-        keyring_path.write_text(ring.to_json(), encoding="utf-8")
+        _write_keyring(keyring_path, ring)
         print(f"revoked {args.keyid} in {keyring_path}: manifests it signed are refused from now on")
         return 0
     cat, store = load_catalog(), _store(keyring_path)
@@ -99,6 +107,7 @@ def _list(args: argparse.Namespace, store: ModelStore) -> int:
     settings = RedisSettings.from_env(getattr(args, "redis", None))
     act = Activation(sync_client(settings)) if settings is not None else None
     active = act.active() if act else {}
+    floors = act.floors() if act else {}
     for spec in cat.all_specs():
         if not store.is_installed(spec):
             state = "not installed"
@@ -109,6 +118,8 @@ def _list(args: argparse.Namespace, store: ModelStore) -> int:
                 state = f"REFUSED: {exc}"
         mark = " [active]" if active.get(spec.id) == spec.version else ""
         print(f"{spec.id:8} {spec.version:8} {spec.title}: {state}{mark}")
+    for model_id, floor in sorted(floors.items()):
+        print(f"  floor {model_id} {floor}: activation refuses older versions; workers refuse to start below it")
     if act is not None:
         for worker, info in sorted(act.worker_models().items()):
             loaded = ", ".join(f"{m} {v}" for m, v in sorted(info.get("models", {}).items()))
@@ -130,7 +141,7 @@ def _keygen(args: argparse.Namespace, keyring_path: Path) -> int:
     ring = load_keyring(keyring_path) if keyring_path.exists() else Keyring(source=str(keyring_path))
     ring.add(key.public_key(), args.owner)
     keyring_path.parent.mkdir(parents=True, exist_ok=True)
-    keyring_path.write_text(ring.to_json(), encoding="utf-8")
+    _write_keyring(keyring_path, ring)
     print(f"key {kid}: private key {path} (mode 600; never commit it), public key added to {keyring_path}")
     print(kid, file=sys.stderr)
     return 0

@@ -105,9 +105,7 @@ class ModelStore:
             envelope = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelIntegrityError(str(path), f"unreadable manifest: {exc}") from None
-        manifest = verify_envelope(envelope, self.keyring, model=spec.id, version=spec.version, source=str(path))
-        kid = next((s["keyid"] for s in envelope["signatures"] if s.get("keyid") in self.keyring.keys), "")
-        return manifest, kid
+        return verify_envelope(envelope, self.keyring, model=spec.id, version=spec.version, source=str(path))
 
     # -- install -----------------------------------------------------------------
 

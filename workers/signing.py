@@ -47,6 +47,7 @@ __all__ = [
     "manifest_of_dir",
     "new_private_key",
     "private_key_from_pem",
+    "read_keyring_file",
     "sign_manifest",
     "verify_envelope",
 ]
@@ -227,21 +228,57 @@ class Keyring:
 
 
 def load_keyring(path: Path | None = None) -> Keyring:
-    """The keyring at ``path``, else ``$CHORUS_KEYRING``, else the one shipped in ``models/keys``."""
+    """The keyring at ``path``, else ``$CHORUS_KEYRING``, else the one shipped in ``models/keys``.
+
+    Raises :class:`ModelIntegrityError` (see :func:`read_keyring_file`) when others
+    than its owner could have written it.
+    """
     env = os.environ.get("CHORUS_KEYRING")
     if path is None and env:
         path = Path(env)
-    if path is not None:
-        return Keyring.from_json(path.read_text(encoding="utf-8"), str(path))
-    text = resources.files("models").joinpath("keys/keyring.json").read_text(encoding="utf-8")
-    return Keyring.from_json(text, "models/keys/keyring.json")
+    if path is None:
+        shipped = resources.files("models").joinpath("keys/keyring.json")
+        if not isinstance(shipped, Path):  # inside a zip: no file mode to check, the archive is the trust boundary
+            return Keyring.from_json(shipped.read_text(encoding="utf-8"), "models/keys/keyring.json")
+        path = shipped
+    return Keyring.from_json(read_keyring_file(path), str(path))
 
 
-def verify_envelope(envelope: Any, keyring: Keyring, *, model: str, version: str, source: str) -> Manifest:
-    """Check the envelope's signature under the keyring and return the manifest it signs.
+def read_keyring_file(path: Path) -> str:
+    """The text of the keyring file at ``path``, refused when anyone but its owner could have changed it.
 
-    ``source`` names the manifest file in errors. The signed model id and version
-    must be the ones asked for.
+    The keyring decides which signatures are trusted, so a file that is group- or
+    world-writable (``mode & 0o022``), or that lies in a world-writable directory
+    without the sticky bit (anyone may replace it there), is refused with a
+    :class:`ModelIntegrityError` naming the path and the mode. The mode is taken
+    from the open file itself, so the file checked is the file read.
+    """
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        data = f.read()
+    if stat.S_IMODE(mode) & 0o022:
+        raise ModelIntegrityError(str(path), f"keyring is writable by group or others (mode {stat.S_IMODE(mode):04o}); "
+                                  f"`chmod go-w {path}` if its content is what you trust")  # fmt: skip
+    # Both the directory named and, through a symlink, the one really holding the file.
+    for directory in dict.fromkeys([path.absolute().parent, path.resolve().parent]):
+        dmode = directory.stat().st_mode
+        if dmode & stat.S_IWOTH and not dmode & stat.S_ISVTX:
+            raise ModelIntegrityError(str(path), f"keyring lies in {directory}, writable by anyone without the sticky "
+                                      f"bit (mode {stat.S_IMODE(dmode):04o}): anyone could replace it")  # fmt: skip
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelIntegrityError(str(path), "keyring is not UTF-8 text") from None
+
+
+def verify_envelope(envelope: Any, keyring: Keyring, *, model: str, version: str, source: str) -> tuple[Manifest, str]:
+    """Check the envelope's signatures under the keyring; return the manifest it signs and the key id that verified.
+
+    Signatures are tried in order and the first that verifies under a trusted,
+    unrevoked key decides; its key id is the one returned (never merely the first
+    trusted id the envelope names). ``source`` names the manifest file in errors.
+    The signed model id and version must be the ones asked for. Raises
+    :class:`ModelIntegrityError` with every signature's reason when none verifies.
     """
     if not isinstance(envelope, dict) or envelope.get("payloadType") != PAYLOAD_TYPE:
         raise ModelIntegrityError(source, f"not a DSSE envelope of type {PAYLOAD_TYPE}")
@@ -250,6 +287,7 @@ def verify_envelope(envelope: Any, keyring: Keyring, *, model: str, version: str
     if not isinstance(sigs, list) or not sigs:
         raise ModelIntegrityError(source, "unsigned: the envelope carries no signature")
     reasons = []
+    signer = ""
     for sig in sigs:
         kid = str(sig.get("keyid", "")) if isinstance(sig, dict) else ""
         if kid in keyring.revoked:
@@ -264,10 +302,11 @@ def verify_envelope(envelope: Any, keyring: Keyring, *, model: str, version: str
         except InvalidSignature:
             reasons.append(f"signature does not verify under key {kid}")
             continue
+        signer = kid
         break
     else:
         raise ModelIntegrityError(source, "; ".join(reasons))
-    return _parse_statement(payload, model=model, version=version, source=source)
+    return _parse_statement(payload, model=model, version=version, source=source), signer
 
 
 def _parse_statement(payload: bytes, *, model: str, version: str, source: str) -> Manifest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import redis
 
 from broker.tenants import Tenants
 from chorus.cli import EX_TEMPFAIL, main
+from shared.keys import Keys
+from workers.signing import load_keyring
 
 
 def test_tenants_set_list_show_default_delete(
@@ -76,3 +79,34 @@ def test_models_keygen_sign_verify_revoke(tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["models", "revoke", kid, "--reason", "rotated", "--keyring", str(ring)]) == 0
     assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 1
     assert "revoked (rotated)" in capsys.readouterr().out
+
+
+def test_worker_refuses_to_start_below_the_rollback_floor(redis_url: str, r: redis.Redis, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
+    r.hset(Keys().models_floor(), "kokoro", "1.1.0")  # what `chorus models activate kokoro 1.1.0` left
+    r.hset(Keys().models_active(), "kokoro", "1.0.0")  # written by hand since
+    assert main(["worker", "--redis", redis_url]) == 1
+    err = capsys.readouterr().err
+    assert "below the floor 1.1.0" in err and "chorus models activate kokoro" in err
+
+
+def test_models_list_shows_the_floor(redis_url: str, r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
+    r.hset(Keys().models_floor(), "kokoro", "1.1.0")
+    r.hset(Keys().models_active(), "kokoro", "1.1.0")
+    assert main(["models", "list", "--redis", redis_url]) == 0
+    assert "floor kokoro 1.1.0" in capsys.readouterr().out
+
+
+def test_keygen_writes_a_keyring_that_loads_whatever_the_umask(tmp_path: Path) -> None:
+    ring = tmp_path / "keyring.json"
+    old = os.umask(0o002)  # group-writable files by default, as on many shared hosts
+    try:
+        assert main(["models", "keygen", "--key-dir", str(tmp_path / "keys"), "--keyring", str(ring)]) == 0
+    finally:
+        os.umask(old)
+    assert ring.stat().st_mode & 0o777 == 0o644
+    assert load_keyring(ring).keys

@@ -116,3 +116,68 @@ def test_workers_refuse_a_rollback_set_behind_activates_back(deployment: tuple, 
     _wait(lambda: "tiny" in _info(r, worker).get("model_errors", {}))
     assert "rollback" in _info(r, worker)["model_errors"]["tiny"]
     assert abs(_peak(r, catalog) - 0.25) < 0.02
+
+
+# -- the rollback floor lives in Redis, not in running workers' memory ---------------------------
+
+
+@pytest.fixture()
+def signed_store(tmp_path: Path) -> ModelStore:
+    """Every version of GAINS installed and signed; no worker running."""
+    signer = Signer.make(tmp_path / "trust")
+    store = signer.store(tmp_path / "store")
+    for version in GAINS:
+        _install(store, version)
+        signer.sign(store, _spec(version))
+    return store
+
+
+def test_activate_raises_the_floor_in_the_same_hash_slot(signed_store: ModelStore, r: redis.Redis) -> None:
+    act = Activation(r)
+    act.activate(_spec("1.0.0"), signed_store)
+    assert r.hgetall(Keys().models_floor()) == {b"tiny": b"1.0.0"}
+    act.activate(_spec("1.1.0"), signed_store)
+    assert act.floors() == {"tiny": "1.1.0"} and act.serving() == {"tiny": "1.1.0"}
+    # one MULTI writes both: they must hash to the same cluster slot
+    assert "{models}" in Keys().models_active() and "{models}" in Keys().models_floor()
+
+
+def test_a_hand_written_rollback_stops_a_starting_worker(signed_store: ModelStore, r: redis.Redis) -> None:
+    act = Activation(r)
+    act.activate(_spec("1.1.0"), signed_store)
+    r.hset(Keys().models_active(), "tiny", "1.0.0")  # past the CLI: a fresh worker would otherwise serve it
+    assert act.active() == {"tiny": "1.0.0"}, "active() reports the hash as it is"
+    with pytest.raises(ModelIntegrityError) as info:
+        act.serving()
+    msg = str(info.value)
+    assert "rollback" in msg and "1.0.0" in msg and "floor 1.1.0" in msg and "chorus models activate tiny" in msg
+
+
+def test_activate_refuses_below_the_floor_even_when_the_active_version_is_lower(
+    signed_store: ModelStore, r: redis.Redis
+) -> None:
+    act = Activation(r)
+    act.activate(_spec("1.2.0"), signed_store)
+    r.hset(Keys().models_active(), "tiny", "1.0.0")
+    with pytest.raises(ModelIntegrityError, match=r"rollback: 1\.2\.0 is the floor"):
+        act.activate(_spec("1.1.0"), signed_store)  # above the active 1.0.0, below the floor
+    assert act.activate(_spec("1.2.0"), signed_store) == "1.0.0", "activating the floor itself repairs it"
+    assert act.serving() == {"tiny": "1.2.0"} and act.floors() == {"tiny": "1.2.0"}
+
+
+def test_a_deployment_from_before_floors_uses_its_active_version(signed_store: ModelStore, r: redis.Redis) -> None:
+    r.hset(Keys().models_active(), "tiny", "1.1.0")  # as activate wrote it before the floor hash existed
+    act = Activation(r)
+    assert act.serving() == {"tiny": "1.1.0"}
+    with pytest.raises(ModelIntegrityError, match="rollback"):
+        act.activate(_spec("1.0.0"), signed_store)
+    assert act.activate(_spec("1.2.0"), signed_store) == "1.1.0"
+    assert act.floors() == {"tiny": "1.2.0"}
+
+
+def test_a_floor_without_an_active_version_stops_a_starting_worker(signed_store: ModelStore, r: redis.Redis) -> None:
+    act = Activation(r)
+    act.activate(_spec("1.1.0"), signed_store)
+    r.hdel(Keys().models_active(), "tiny")  # the worker would fall back to the catalog's version, unchecked
+    with pytest.raises(ModelIntegrityError, match=r"floor is 1\.1\.0"):
+        act.serving()

@@ -15,7 +15,18 @@ from shared.errors import ModelIntegrityError
 from tests.helpers import Signer
 from workers.activation import Activation
 from workers.model_store import ModelStore
-from workers.signing import FileEntry, Keyring, Manifest, compare_version, manifest_of_dir, new_private_key
+from workers.signing import (
+    FileEntry,
+    Keyring,
+    Manifest,
+    compare_version,
+    key_id,
+    load_keyring,
+    manifest_of_dir,
+    new_private_key,
+    sign_manifest,
+    verify_envelope,
+)
 
 FILES = {"model.onnx": b"\x08" * 4096, "vocab.json": b'{"a": 1}', "voices/jm_kumo.bin": b"\x01\x02" * 100}
 
@@ -208,3 +219,89 @@ def test_activation_verifies_and_refuses_rollback(signer: Signer, store: ModelSt
     with pytest.raises(ModelIntegrityError, match="unsigned"):
         act.activate(_spec("1.2.0"), store)
     assert act.active() == {"toy": "1.1.0"}
+
+
+# -- the keyring file: refused when others could have written it -----------------------------
+
+
+def _ring_file(signer: Signer, directory: Path, mode: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "keyring.json"
+    path.write_text(signer.keyring.to_json())
+    path.chmod(mode)
+    return path
+
+
+def test_keyring_of_mode_644_loads(signer: Signer, tmp_path: Path) -> None:
+    path = _ring_file(signer, tmp_path / "ring", 0o644)
+    assert set(load_keyring(path).keys) == set(signer.keyring.keys)
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o664, 0o646])
+def test_keyring_writable_by_group_or_others_is_refused(signer: Signer, tmp_path: Path, mode: int) -> None:
+    path = _ring_file(signer, tmp_path / "ring", mode)
+    with pytest.raises(ModelIntegrityError) as info:
+        load_keyring(path)
+    assert info.value.path == str(path) and f"mode {mode:04o}" in info.value.reason
+
+
+def test_keyring_through_the_environment_is_checked_too(signer: Signer, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    path = _ring_file(signer, tmp_path / "ring", 0o666)
+    monkeypatch.setenv("CHORUS_KEYRING", str(path))
+    with pytest.raises(ModelIntegrityError, match="0666"):
+        load_keyring()
+
+
+def test_keyring_in_a_world_writable_directory_without_sticky_bit_is_refused(signer: Signer, tmp_path: Path) -> None:
+    directory = tmp_path / "shared"
+    path = _ring_file(signer, directory, 0o644)
+    directory.chmod(0o777)  # anyone may rename another file over it
+    with pytest.raises(ModelIntegrityError) as info:
+        load_keyring(path)
+    assert info.value.path == str(path) and "0777" in info.value.reason
+    directory.chmod(0o1777)  # sticky, like /tmp: only the owner may replace it
+    assert set(load_keyring(path).keys) == set(signer.keyring.keys)
+
+
+def test_the_shipped_keyring_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHORUS_KEYRING", raising=False)
+    ring = load_keyring()  # the repository's models/keys/keyring.json, as checked out (0644)
+    assert ring.source.endswith("models/keys/keyring.json") and ring.keys
+
+
+# -- the key reported is the key whose signature verified --------------------------------------
+
+
+def _two_signatures(signer: Signer, store: ModelStore, first: dict[str, str]) -> Path:
+    """The manifest of toy 1.0.0 with ``first`` before the signer's own, valid signature."""
+    path = signer.manifests / "toy-1.0.0.dsse.json"
+    env = json.loads(path.read_text())
+    env["signatures"].insert(0, first)
+    path.write_text(json.dumps(env))
+    return path
+
+
+def test_signer_reported_is_the_key_that_verified_not_a_forged_first_claim(signer: Signer, store: ModelStore) -> None:
+    other = new_private_key()
+    other_id = signer.keyring.add(other.public_key(), "other")  # trusted, but did not sign this
+    bogus = base64.b64encode(other.sign(b"something else")).decode()
+    _two_signatures(signer, store, {"keyid": other_id, "sig": bogus})
+    assert store.load(_spec()).signed_by == key_id(signer.key.public_key()) != other_id
+
+
+def test_signer_reported_is_not_a_revoked_first_signature(signer: Signer, store: ModelStore) -> None:
+    old = new_private_key()
+    old_id = signer.keyring.add(old.public_key(), "old")
+    signer.keyring.revoked[old_id] = "rotated"  # still listed under keys, but refused
+    genuine = sign_manifest(manifest_of_dir("toy", "1.0.0", store.path(_spec())), old)["signatures"][0]
+    _two_signatures(signer, store, genuine)  # the old key's own, valid signature comes first
+    assert store.load(_spec()).signed_by == key_id(signer.key.public_key())
+
+
+def test_verify_envelope_returns_the_verifying_key_id(signer: Signer, store: ModelStore) -> None:
+    stranger = new_private_key()
+    path = _two_signatures(signer, store, {"keyid": key_id(stranger.public_key()), "sig": "AAAA"})
+    manifest, kid = verify_envelope(json.loads(path.read_text()), signer.keyring, model="toy", version="1.0.0",
+                                    source=str(path))  # fmt: skip
+    assert kid == key_id(signer.key.public_key()) and manifest.version == "1.0.0"
