@@ -6,6 +6,7 @@ builds the script's arguments; they differ only in how they talk to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,15 @@ from broker.segment import presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url
-from shared.errors import ChorusError, LaneNotAllowed, QueueFull, RedisUnavailable, TextError, UnknownTenant
+from shared.errors import (
+    ChorusError,
+    LaneNotAllowed,
+    QueueFull,
+    RedisUnavailable,
+    RequestTooLarge,
+    TextError,
+    UnknownTenant,
+)
 from shared.keys import GROUP, LANES, Keys, new_request_id, validate_tenant
 from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 
@@ -37,6 +46,8 @@ REQUEST_TTL_S = 24 * 3600
 AUDIO_TTL_S = 3600
 """How long an audio stream lives before completion (the worker shortens it at the end)."""
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+INLINE_PREPARE_CHARS = 2000
+"""Texts longer than this are segmented off the event loop by :class:`AsyncProducer`."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,8 @@ class Refusal:
         if self.kind == "NOTENANT":
             return UnknownTenant(tenant, "not configured, and the default policy rejects unknown tenants "
                                          "(add it with `chorus tenants set`)")  # fmt: skip
+        if self.kind == "TOOLARGE":
+            return RequestTooLarge(tenant, int(self.words[0]), requested)
         if self.kind == "LANE":
             return LaneNotAllowed(tenant, self.words[0], self.words[1].split(",") if len(self.words) > 1 else [])
         limit, queued = int(self.words[0]), int(self.words[1])
@@ -142,7 +155,7 @@ def parse_refusal(exc: redis.RedisError) -> Refusal | None:
     words = str(exc).split()
     # Redis may prefix a script's error with "ERR" or the script location
     for i, word in enumerate(words[:3]):
-        if word in ("NOTENANT", "LANE", "QUEUEFULL"):
+        if word in ("NOTENANT", "LANE", "QUEUEFULL", "TOOLARGE"):
             return Refusal(word, words[i + 1 :])
     return None
 
@@ -200,7 +213,13 @@ class AsyncProducer:
         self._script = client.register_script(script_source(ENQUEUE))
 
     async def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
-        req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
+        """As :meth:`Producer.enqueue`; a long text is segmented in a worker thread, never on the event loop."""
+        size = len(text) if isinstance(text, str) else sum(len(t) for t in text if isinstance(t, str))
+        if size > INLINE_PREPARE_CHARS:
+            req = await asyncio.to_thread(prepare, text, tenant=tenant, keys=self.keys, catalog=self.catalog,
+                                          **options)  # fmt: skip
+        else:
+            req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
             try:
                 await self._script(keys=req.keys, args=req.args)

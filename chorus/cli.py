@@ -66,7 +66,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.activation import Activation
 
     client = sync_client(settings)
-    engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).active())
+    engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).serving())
     config = WorkerConfig(claim_count=args.claim, reserve=args.reserve, lease_s=args.lease,
                           max_attempts=args.max_attempts)  # fmt: skip
     if args.name:
@@ -140,20 +140,47 @@ def cmd_models(args: argparse.Namespace) -> int:
     return modelcmd.run(args, _keyring_path(args))
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
     import uvicorn
 
-    from gateway.app import GatewayConfig, create_app
+    from gateway.app import GatewayConfig, create_app, create_metrics_app
+    from gateway.limits import Limits
 
     settings = _redis(args)
     assert settings is not None
-    if not args.no_auth and args.host not in ("127.0.0.1", "localhost", "::1"):
-        log.info("serving on %s with API keys required", args.host)
-    app = create_app(GatewayConfig(settings, auth=not args.no_auth, open_tenant=args.tenant))
+    if args.no_auth and args.host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"--no-auth serves every caller as tenant {args.tenant!r}: it only binds to loopback "
+                          f"(127.0.0.1, ::1), not {args.host!r}; create API keys with `chorus keys add`")  # fmt: skip
+    origins = [o.strip() for o in os.environ.get("CHORUS_CORS_ORIGINS", "").split(",") if o.strip()]
+    origins += args.cors_origin or []
+    limits = Limits.from_env()
+    overrides = {name: getattr(args, name) for name in ("max_streams", "max_streams_per_tenant")
+                 if getattr(args, name) is not None}  # fmt: skip
+    config = GatewayConfig(settings, auth=not args.no_auth, open_tenant=args.tenant, cors_origins=tuple(origins),
+                           metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
+                           limits=dataclasses.replace(limits, **overrides))  # fmt: skip
+    app = create_app(config)
     print(f"gateway on http://{args.host}:{args.port} (redis {settings.safe_url()}, "
           f"{'no auth: every caller is tenant ' + args.tenant if args.no_auth else 'API keys required'})",
           file=sys.stderr)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                             access_log=False))]  # fmt: skip
+    if args.metrics_port:
+        print(f"metrics on http://127.0.0.1:{args.metrics_port}/metrics (loopback only)", file=sys.stderr)
+        servers.append(uvicorn.Server(uvicorn.Config(create_metrics_app(app), host="127.0.0.1",
+                                                     port=args.metrics_port, log_level="warning",
+                                                     access_log=False, lifespan="off")))  # fmt: skip
+
+    async def serve() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(serve())
     return 0
 
 
@@ -343,6 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--port", type=int, default=8080)
     gp.add_argument("--no-auth", action="store_true", help="no API keys: every caller is --tenant (development)")
     gp.add_argument("--tenant", default="default", help="the tenant of every caller with --no-auth")
+    gp.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                    help="a browser origin allowed to call the API (repeatable; also $CHORUS_CORS_ORIGINS, "
+                         "comma-separated); other origins get 403")
+    gp.add_argument("--metrics-token", default=None,
+                    help="bearer token /metrics requires on the API port (default $CHORUS_METRICS_TOKEN; "
+                         "without one /metrics is only on --metrics-port)")
+    gp.add_argument("--metrics-port", type=int, default=None, help="serve /metrics without a token on 127.0.0.1:PORT")
+    gp.add_argument("--max-streams", type=int, default=None,
+                    help="open streams and WebSockets over all tenants (default 256; $CHORUS_GATEWAY_MAX_STREAMS)")
+    gp.add_argument("--max-streams-per-tenant", type=int, default=None,
+                    help="open streams one tenant may hold (default 32; $CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT)")
     redis_opt(gp)
     gp.set_defaults(func=cmd_gateway)
 

@@ -17,6 +17,13 @@ cannot set headers):
 A client that disconnects before the end cancels its request, unless it asked
 to keep it (``keep: true`` or ``?keep=1``). A tenant sees only its own
 requests: another tenant's request id is a 404, as is an unknown one.
+
+Isolation (see docs/SECURITY.md): bodies are capped (413), streams and calls are
+bounded per tenant (429) and in total (503) by :mod:`gateway.limits`, Redis
+connections come from bounded pools sized from those limits (streams and control
+calls apart, so open streams never starve an enqueue), browsers are checked by
+``Origin`` against an allow-list, and ``/metrics`` needs a token (or its own
+loopback port, ``chorus gateway --metrics-port``).
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -35,37 +43,41 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from broker.cancel import async_cancel
-from broker.producer import PRIORITIES, AsyncProducer
+from broker.producer import AsyncProducer
 from gateway.auth import KEY_PREFIX, key_digest
-from gateway.encode import FORMATS, make_encoder
+from gateway.encode import make_encoder
+from gateway.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    HttpError,
+    SpeechParams,
+    audio_format,
+    error_response,
+    http_error,
+    read_json,
+    stream_position,
+)
+from gateway.limits import Limits, Slots
 from gateway.metrics import GatewayMetrics
 from gateway.subscriber import AsyncSubscriber, StreamState
+from gateway.websocket import serve_websocket
 from models.catalog import Catalog, load_catalog
 from shared.config import RedisSettings
 from shared.connection import as_str, async_client
-from shared.errors import (
-    ChorusError,
-    LaneNotAllowed,
-    QueueFull,
-    RedisUnavailable,
-    RequestCancelled,
-    RequestFailed,
-    RequestNotFound,
-    StreamTimeout,
-    TextError,
-    UnknownTenant,
-    UnknownVoice,
-)
+from shared.errors import ChorusError, RequestCancelled, RequestFailed, RequestNotFound, StreamTimeout
 from shared.keys import Keys
 from shared.protocol import AudioFrame, EndFrame, HeaderFrame, decode_frame
 
-__all__ = ["GatewayConfig", "create_app"]
+__all__ = ["GatewayConfig", "create_app", "create_metrics_app"]
 
 log = logging.getLogger(__name__)
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
@@ -84,33 +96,22 @@ class GatewayConfig:
     workers_ttl_s: float = 10.0
     """A worker whose heartbeat is older than this is not counted by /readyz."""
     keys: Keys = field(default_factory=Keys)
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
-
-
-def _error_response(exc: HttpError) -> JSONResponse:
-    body = {"error": {"message": exc.message, "type": "invalid_request_error" if exc.status < 500 else "server_error",
-                      "code": exc.code}}  # fmt: skip
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-
-
-def _http_error(exc: ChorusError) -> HttpError:
-    if isinstance(exc, QueueFull):
-        retry = max(1, round(exc.retry_after_s or 1))
-        return HttpError(429, str(exc), "queue_full", {"Retry-After": str(retry)})
-    if isinstance(exc, (UnknownTenant, LaneNotAllowed)):
-        return HttpError(403, str(exc), "forbidden")
-    if isinstance(exc, RequestNotFound):
-        return HttpError(404, str(exc), "not_found")
-    if isinstance(exc, (TextError, UnknownVoice)):
-        return HttpError(400, str(exc), "invalid_input")
-    if isinstance(exc, RedisUnavailable):
-        return HttpError(503, "the queue is unavailable; retry shortly", "unavailable", {"Retry-After": "1"})
-    return HttpError(400, str(exc), "bad_request")
+    limits: Limits = field(default_factory=Limits)
+    """Concurrent streams and calls, in total and per tenant (429 / 503 beyond)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body; 413 beyond."""
+    pool_timeout_s: float = 5.0
+    """Longest wait for a free Redis connection before a 503 (a stream waits and retries instead)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins (``https://app.example``) allowed to call the API; ``*`` allows any. A request
+    whose ``Origin`` is neither this gateway's own nor listed is refused with 403."""
+    metrics_token: str | None = field(default=None, repr=False)
+    """Bearer token ``/metrics`` requires; without one ``/metrics`` is not served on the API port
+    (use :func:`create_metrics_app` on a loopback port)."""
+    key_recheck_s: float = 1.0
+    """How often an open WebSocket checks that its API key still exists (revocation takes effect)."""
+    ws_queue: int = 8
+    """Requests a WebSocket may have waiting behind the one it streams; more are refused with an error event."""
 
 
 class Gateway:
@@ -121,24 +122,51 @@ class Gateway:
         self.keys = config.keys
         self.catalog: Catalog = load_catalog()
         self.metrics = GatewayMetrics()
-        self.r: aredis.Redis = async_client(config.redis)
+        lim = config.limits
+        # two bounded pools: open streams (one blocking read each) can never take the
+        # connections that enqueues, auth and cancels need
+        self.r: aredis.Redis = async_client(config.redis, max_connections=lim.max_calls + 16,
+                                            pool_timeout_s=config.pool_timeout_s)  # fmt: skip
+        self.stream_r: aredis.Redis = async_client(config.redis, max_connections=lim.max_streams + 8,
+                                                   pool_timeout_s=config.pool_timeout_s)  # fmt: skip
+        self.streams = Slots(lim.max_streams, lim.max_streams_per_tenant, "streams", lim.retry_after_s)
+        self.calls = Slots(lim.max_calls, lim.max_calls_per_tenant, "calls", lim.retry_after_s)
         self.producer = AsyncProducer(self.r, keys=self.keys, catalog=self.catalog)
-        self.subscriber = AsyncSubscriber(self.r, self.keys)
+        self.subscriber = AsyncSubscriber(self.stream_r, self.keys)
+
+    @contextlib.asynccontextmanager
+    async def call(self, tenant: str) -> AsyncIterator[None]:
+        """Hold one of the tenant's call slots while a non-streaming call is handled."""
+        self.calls.take(tenant)
+        try:
+            yield
+        finally:
+            self.calls.give(tenant)
 
     # -- auth and ownership ----------------------------------------------------------
 
     async def tenant(self, conn: Request | WebSocket) -> str:
+        return (await self.authenticate(conn))[0]
+
+    async def authenticate(self, conn: Request | WebSocket) -> tuple[str, str | None]:
+        """(tenant, digest of the API key; None without auth); 401 for a missing or unknown key."""
         if not self.config.auth:
-            return self.config.open_tenant
+            return self.config.open_tenant, None
         header = conn.headers.get("authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else conn.query_params.get("api_key", "")
         if not key:
             raise HttpError(401, "missing API key: send Authorization: Bearer <key>", "unauthorized",
                             {"WWW-Authenticate": "Bearer"})  # fmt: skip
-        raw = await self.r.hget(self.keys.api_keys(), key_digest(key)) if key.startswith(KEY_PREFIX) else None
+        digest = key_digest(key)
+        ok = key.startswith(KEY_PREFIX) and len(key) <= 128
+        raw = await self.r.hget(self.keys.api_keys(), digest) if ok else None
         if raw is None:
             raise HttpError(401, "invalid API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
-        return str(json.loads(raw)["tenant"])
+        return str(json.loads(raw)["tenant"]), digest
+
+    async def key_valid(self, digest: str | None) -> bool:
+        """Whether an API key (by digest) still exists: open WebSockets re-check it (revocation)."""
+        return digest is None or bool(await self.r.hexists(self.keys.api_keys(), digest))
 
     async def owned(self, tenant: str, request_id: str) -> Keys:
         """The request's keys, when it exists and belongs to ``tenant`` (404 otherwise, not 403: ids do not leak)."""
@@ -154,30 +182,22 @@ class Gateway:
     # -- enqueue -----------------------------------------------------------------------
 
     def voice_for(self, voice: str | None, text: str) -> str | None:
-        """OpenAI's voice names map to the default voice of the text's language."""
+        """OpenAI's voice names (and no voice) map to the default voice of the text's language."""
         if voice in OPENAI_VOICES or voice is None:
             lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
             return self.catalog.default_voices.get(lang) or self.catalog.default_voices.get("zh")
         return voice
 
     async def enqueue(self, tenant: str, body: dict[str, Any]) -> tuple[str, int, int]:
-        text = body.get("input")
-        if not isinstance(text, str):
-            raise HttpError(400, "'input' must be a string", "invalid_input")
-        priority = body.get("priority", "interactive")
-        if priority not in PRIORITIES:
-            raise HttpError(400, f"'priority' must be one of {PRIORITIES}", "invalid_input")
-        speed = body.get("speed", 1.0)
-        if not isinstance(speed, (int, float)):
-            raise HttpError(400, "'speed' must be a number", "invalid_input")
-        deadline = body.get("deadline_s")
-        voice = self.voice_for(body.get("voice"), text)
+        """Validate (400) and enqueue (429 / 413 / 403 / 503 on refusal): (request id, segments, sample rate)."""
+        params = SpeechParams.parse(body)
+        voice = self.voice_for(params.voice, params.text)
         try:
-            res = await self.producer.enqueue(text, tenant=tenant, voice=voice, priority=priority,
-                                              speed=float(speed), deadline_s=deadline)  # fmt: skip
+            res = await self.producer.enqueue(params.text, tenant=tenant, voice=voice, priority=params.priority,
+                                              speed=params.speed, deadline_s=params.deadline_s)  # fmt: skip
         except ChorusError as exc:
             self.metrics.errors.labels(code=type(exc).__name__).inc()
-            raise _http_error(exc) from None
+            raise http_error(exc) from None
         self.metrics.enqueued.labels(tenant=tenant).inc()
         return res.request_id, res.segments, res.sample_rate
 
@@ -208,7 +228,7 @@ class Gateway:
     async def replay(self, keys: Keys, request_id: str, until: str) -> StreamState:
         """A stream state as it was after entry ``until`` (for Last-Event-ID)."""
         state = StreamState(request_id)
-        entries: Any = await self.r.xrange(keys.audio(request_id), "-", until)
+        entries: Any = await self.stream_r.xrange(keys.audio(request_id), "-", until)
         state.feed(entries)
         state.last_id = until
         return state
@@ -218,28 +238,82 @@ def _flag(value: Any) -> bool:
     return value in (True, 1, "1", "true", "yes")
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise HttpError(400, "the body must be JSON (UTF-8)", "invalid_json") from None
-    if not isinstance(body, dict):
-        raise HttpError(400, "the body must be a JSON object", "invalid_json")
-    return body
+class _HeldStream(StreamingResponse):
+    """A streaming response that gives its stream slot back however it ends (even unstarted)."""
+
+    def __init__(self, content: AsyncIterator[Any], release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
-def _format(body_or_query: Any, default: str) -> tuple[str, int | None]:
-    fmt = str(body_or_query.get("response_format") or body_or_query.get("format") or default).lower()
-    if fmt not in FORMATS:
-        raise HttpError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_format")
-    rate = body_or_query.get("sample_rate")
-    try:
-        out_rate = int(rate) if rate else None
-    except (TypeError, ValueError):
-        raise HttpError(400, "sample_rate must be an integer", "invalid_input") from None
-    if out_rate is not None and not 8000 <= out_rate <= 48000:
-        raise HttpError(400, "sample_rate must be within 8000..48000", "invalid_input")
-    return fmt, out_rate
+class OriginGuard:
+    """Refuses browser calls from origins that are neither this gateway's own nor allow-listed.
+
+    A browser names the page's origin in ``Origin``; non-browser clients send none and pass.
+    Without this a page anywhere could drive a ``--no-auth`` gateway (or one that reads
+    ``?api_key=``) from its visitors' browsers, WebSockets included (they are not subject to CORS).
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = {o.rstrip("/").lower() for o in allowed}
+
+    def _ok(self, scope: Scope) -> bool:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        origin = headers.get("origin")
+        if origin is None or "*" in self.allowed:
+            return True
+        origin = origin.rstrip("/").lower()
+        if origin in self.allowed:
+            return True
+        host = headers.get("host", "").lower()
+        own = "https" if scope.get("scheme") in ("https", "wss") else "http"
+        return bool(host) and origin == f"{own}://{host}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._ok(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4403, "reason": "origin not allowed"})
+            return
+        exc = HttpError(403, "this origin is not allowed to call the API (see --cors-origin)", "origin_not_allowed")
+        await error_response(exc)(scope, receive, send)
+
+
+def _bearer(conn: HTTPConnection) -> str:
+    header = conn.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def _metrics_endpoint(gw: Gateway, token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics(request: Request) -> Response:
+        if token is not None and not hmac.compare_digest(_bearer(request).encode(), token.encode()):
+            return error_response(HttpError(401, "metrics need the metrics token", "unauthorized",
+                                            {"WWW-Authenticate": "Bearer"}))  # fmt: skip
+        try:
+            depth = await gw.r.hgetall(gw.keys.depth())
+        except redis.RedisError:
+            depth = {}
+        gw.metrics.set_depth({as_str(k): int(v) for k, v in depth.items()})
+        for kind, slots in (("streams", gw.streams), ("calls", gw.calls)):
+            gw.metrics.in_use.labels(kind=kind).set(slots.in_use)
+        body, content_type = gw.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return metrics
+
+
+def create_metrics_app(app: Starlette) -> Starlette:
+    """``/metrics`` of ``app``'s gateway alone, without a token: serve it on a loopback port only."""
+    gw: Gateway = app.state.gateway
+    return Starlette(routes=[Route("/metrics", _metrics_endpoint(gw, None))])
 
 
 def create_app(config: GatewayConfig) -> Starlette:
@@ -252,15 +326,22 @@ def create_app(config: GatewayConfig) -> Starlette:
                 return response
             except HttpError as exc:
                 gw.metrics.http_errors.labels(status=str(exc.status)).inc()
-                return _error_response(exc)
+                return error_response(exc)
             except ChorusError as exc:
-                return _error_response(_http_error(exc))
+                return error_response(http_error(exc))
+            except redis.RedisError as exc:
+                # an exhausted pool, a lost connection or a server-state error: retry later, not a 500
+                log.warning("redis error on %s: %s", request.url.path, exc)
+                gw.metrics.http_errors.labels(status="503").inc()
+                return error_response(HttpError(503, "the queue is unavailable; retry shortly", "unavailable",
+                                                {"Retry-After": "1"}))  # fmt: skip
 
         return wrapped
 
     def audio_response(keys: Keys, rid: str, tenant: str, fmt: str, out_rate: int | None, sample_rate: int,
-                       keep: bool, started: float | None) -> StreamingResponse:  # fmt: skip
+                       keep: bool, started: float | None) -> Response:  # fmt: skip
         encoder = make_encoder(fmt, sample_rate, out_rate)
+        gw.streams.take(tenant)
 
         async def body() -> AsyncIterator[bytes]:
             finished = False
@@ -273,7 +354,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 tail = encoder.close()
                 if tail:
                     yield tail
-            except (RequestFailed, StreamTimeout) as exc:
+            except (RequestFailed, StreamTimeout, ChorusError) as exc:
                 log.warning("request %s ended early: %s", rid, exc)
                 gw.metrics.errors.labels(code=type(exc).__name__).inc()
                 finished = isinstance(exc, RequestCancelled)
@@ -282,15 +363,18 @@ def create_app(config: GatewayConfig) -> Starlette:
                     await asyncio.shield(gw.cancel(keys, rid))  # the client went away: stop the work
 
         headers = {"X-Request-Id": rid, "X-Sample-Rate": str(encoder.sample_rate), "Cache-Control": "no-store"}
-        return StreamingResponse(body(), media_type=encoder.content_type, headers=headers)
+        return _HeldStream(body(), lambda: gw.streams.give(tenant), media_type=encoder.content_type,
+                           headers=headers)  # fmt: skip
 
     @handler
     async def speech(request: Request) -> Response:
         tenant = await gw.tenant(request)
-        body = await _body(request)
-        fmt, out_rate = _format(body, "mp3")
-        started = time.perf_counter()
-        rid, _, sample_rate = await gw.enqueue(tenant, body)
+        async with gw.call(tenant):
+            body = await read_json(request, config.max_body_bytes)
+            fmt, out_rate = audio_format(body, "mp3")
+            gw.streams.check(tenant)  # refuse (429 / 503) before anything is enqueued
+            started = time.perf_counter()
+            rid, _, sample_rate = await gw.enqueue(tenant, body)
         gw.metrics.requests.labels(endpoint="speech", format=fmt).inc()
         keys = gw.keys.for_request(rid)
         return audio_response(keys, rid, tenant, fmt, out_rate, sample_rate, _flag(body.get("keep")), started)
@@ -298,8 +382,9 @@ def create_app(config: GatewayConfig) -> Starlette:
     @handler
     async def create_request(request: Request) -> Response:
         tenant = await gw.tenant(request)
-        body = await _body(request)
-        rid, segments, sample_rate = await gw.enqueue(tenant, body)
+        async with gw.call(tenant):
+            body = await read_json(request, config.max_body_bytes)
+            rid, segments, sample_rate = await gw.enqueue(tenant, body)
         gw.metrics.requests.labels(endpoint="requests", format="-").inc()
         links = {"audio": f"/v1/requests/{rid}/audio", "events": f"/v1/requests/{rid}/events"}
         return JSONResponse({"id": rid, "segments": segments, "sample_rate": sample_rate, "links": links},
@@ -309,9 +394,10 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def request_audio(request: Request) -> Response:
         tenant = await gw.tenant(request)
         rid = request.path_params["rid"]
-        keys = await gw.owned(tenant, rid)
-        fmt, out_rate = _format(request.query_params, "wav")
-        voice = await gw.r.hget(keys.request(rid), "voice")
+        async with gw.call(tenant):
+            keys = await gw.owned(tenant, rid)
+            fmt, out_rate = audio_format(request.query_params, "wav")
+            voice = await gw.r.hget(keys.request(rid), "voice")
         sample_rate = gw.catalog.model_of(as_str(voice or b"")).sample_rate if voice else 24000
         gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()
         return audio_response(keys, rid, tenant, fmt, out_rate, sample_rate,
@@ -321,21 +407,23 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def request_events(request: Request) -> Response:
         tenant = await gw.tenant(request)
         rid = request.path_params["rid"]
-        keys = await gw.owned(tenant, rid)
         resume = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-        state = await gw.replay(keys, rid, resume) if resume else StreamState(rid)
+        async with gw.call(tenant):
+            keys = await gw.owned(tenant, rid)
+            state = await gw.replay(keys, rid, stream_position(resume)) if resume else StreamState(rid)
         keep = _flag(request.query_params.get("keep", "1"))
+        gw.streams.take(tenant)
         gw.metrics.requests.labels(endpoint="events", format="sse").inc()
 
         async def events() -> AsyncIterator[str]:
             finished = False
-            header: Any = await gw.r.xrange(keys.audio(rid), "-", "+", count=1)
-            if header and not resume:
-                frame = decode_frame(header[0][1][b"f"])
-                if isinstance(frame, HeaderFrame):
-                    yield _sse("header", {"segments": frame.segments, "sample_rate": frame.sample_rate,
-                                          "voice": frame.voice}, None)  # fmt: skip
             try:
+                header: Any = await gw.stream_r.xrange(keys.audio(rid), "-", "+", count=1)
+                if header and not resume:
+                    frame = decode_frame(header[0][1][b"f"])
+                    if isinstance(frame, HeaderFrame):
+                        yield _sse("header", {"segments": frame.segments, "sample_rate": frame.sample_rate,
+                                              "voice": frame.voice}, None)  # fmt: skip
                 async for frame, position in gw.frames(state):
                     data = {"seg": frame.segment, "idx": frame.index, "last": frame.last, "sr": frame.sample_rate,
                             "pcm": base64.b64encode(frame.pcm).decode("ascii")}  # fmt: skip
@@ -348,36 +436,41 @@ def create_app(config: GatewayConfig) -> Starlette:
                 yield _sse("error", {"code": exc.code, "message": exc.message, "segment": exc.segment}, state.last_id)
             except StreamTimeout as exc:
                 yield _sse("error", {"code": "timeout", "message": str(exc)}, state.last_id)
+            except (ChorusError, redis.RedisError) as exc:
+                yield _sse("error", {"code": "unavailable", "message": str(exc)}, state.last_id)
             finally:
                 if not finished and not keep:
                     await asyncio.shield(gw.cancel(keys, rid))
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+        return _HeldStream(events(), lambda: gw.streams.give(tenant), media_type="text/event-stream",
+                           headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
 
     @handler
     async def delete_request(request: Request) -> Response:
         tenant = await gw.tenant(request)
         rid = request.path_params["rid"]
-        keys = await gw.owned(tenant, rid)
-        return JSONResponse({"id": rid, "cancelled": await gw.cancel(keys, rid)})
+        async with gw.call(tenant):
+            keys = await gw.owned(tenant, rid)
+            return JSONResponse({"id": rid, "cancelled": await gw.cancel(keys, rid)})
 
     @handler
     async def models(request: Request) -> Response:
-        await gw.tenant(request)
-        data: list[dict[str, Any]] = [{"id": m, "object": "model", "owned_by": "chorus"} for m in OPENAI_MODELS]
-        data += [{"id": s.id, "object": "model", "owned_by": "chorus", "version": s.version,
-                  "languages": list(s.languages)} for s in gw.catalog.models.values()]  # fmt: skip
-        return JSONResponse({"object": "list", "data": data})
+        tenant = await gw.tenant(request)
+        async with gw.call(tenant):
+            data: list[dict[str, Any]] = [{"id": m, "object": "model", "owned_by": "chorus"} for m in OPENAI_MODELS]
+            data += [{"id": s.id, "object": "model", "owned_by": "chorus", "version": s.version,
+                      "languages": list(s.languages)} for s in gw.catalog.models.values()]  # fmt: skip
+            return JSONResponse({"object": "list", "data": data})
 
     @handler
     async def voices(request: Request) -> Response:
-        await gw.tenant(request)
-        defaults = set(gw.catalog.default_voices.values())
-        ordered = sorted(gw.catalog.voices.values(), key=lambda v: v.name)
-        data = [{"id": v.name, "language": v.lang, "model": v.model, "gender": v.gender,
-                 "default": v.name in defaults} for v in ordered]  # fmt: skip
-        return JSONResponse({"object": "list", "data": data, "openai_aliases": list(OPENAI_VOICES)})
+        tenant = await gw.tenant(request)
+        async with gw.call(tenant):
+            defaults = set(gw.catalog.default_voices.values())
+            ordered = sorted(gw.catalog.voices.values(), key=lambda v: v.name)
+            data = [{"id": v.name, "language": v.lang, "model": v.model, "gender": v.gender,
+                     "default": v.name in defaults} for v in ordered]  # fmt: skip
+            return JSONResponse({"object": "list", "data": data, "openai_aliases": list(OPENAI_VOICES)})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -393,21 +486,26 @@ def create_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "no workers", "workers": 0}, status_code=503)
         return JSONResponse({"status": "ready", "workers": workers})
 
+    metrics_with_token = _metrics_endpoint(gw, config.metrics_token)
+
     async def metrics(request: Request) -> Response:
-        try:
-            depth = await gw.r.hgetall(gw.keys.depth())
-        except redis.RedisError:
-            depth = {}
-        gw.metrics.set_depth({as_str(k): int(v) for k, v in depth.items()})
-        body, content_type = gw.metrics.render()
-        return Response(body, media_type=content_type)
+        if config.metrics_token is None:
+            raise HTTPException(404)
+        return await metrics_with_token(request)
 
     async def page(request: Request) -> Response:
         html = resources.files("gateway").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(html.replace("__AUTH__", "true" if config.auth else "false"))
 
     async def websocket(ws: WebSocket) -> None:
-        await _websocket(gw, ws)
+        await serve_websocket(gw, ws)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return error_response(HttpError(status, f"{request.method} {request.url.path}: {detail}", code,
+                                        dict(getattr(exc, "headers", None) or {})))  # fmt: skip
 
     routes = [
         Route("/", page),
@@ -428,8 +526,17 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await gw.r.aclose()
+        await gw.stream_r.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                   allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                   allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                   expose_headers=["X-Request-Id", "X-Sample-Rate", "Retry-After"], max_age=600),
+        Middleware(OriginGuard, allowed=config.cors_origins),
+    ]  # fmt: skip
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers={404: not_found, 405: not_found})  # fmt: skip
     app.state.gateway = gw
     return app
 
@@ -438,56 +545,3 @@ def _sse(event: str, data: dict[str, Any], event_id: str | None) -> str:
     head = f"id: {event_id}\n" if event_id else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
-
-async def _websocket(gw: Gateway, ws: WebSocket) -> None:
-    """One request per message: JSON in ({input, voice, …}); JSON events and binary PCM16 frames out.
-
-    ``{"cancel": true}`` cancels the request in progress; closing the socket cancels it too.
-    """
-    try:
-        tenant = await gw.tenant(ws)
-    except HttpError as exc:
-        await ws.close(code=4401, reason=exc.message)
-        return
-    await ws.accept()
-    try:
-        while True:
-            body = await ws.receive_json()
-            if not isinstance(body, dict) or body.get("cancel"):
-                continue
-            try:
-                rid, segments, sample_rate = await gw.enqueue(tenant, body)
-            except HttpError as exc:
-                await ws.send_json({"event": "error", "status": exc.status, "code": exc.code, "message": exc.message})
-                continue
-            await ws.send_json({"event": "header", "id": rid, "segments": segments, "sample_rate": sample_rate})
-            keys = gw.keys.for_request(rid)
-            stream = _ws_stream(gw, ws, keys, rid)
-            try:
-                await stream
-            except WebSocketDisconnect:
-                await asyncio.shield(gw.cancel(keys, rid))
-                raise
-    except WebSocketDisconnect:
-        return
-
-
-async def _ws_stream(gw: Gateway, ws: WebSocket, keys: Keys, rid: str) -> None:
-    cancel_task = asyncio.ensure_future(ws.receive_json())
-    try:
-        async for frame, _ in gw.frames(StreamState(rid), time.perf_counter()):
-            if cancel_task.done():
-                msg = cancel_task.result()
-                if isinstance(msg, dict) and msg.get("cancel"):
-                    await gw.cancel(keys, rid)
-                cancel_task = asyncio.ensure_future(ws.receive_json())
-            await ws.send_bytes(frame.pcm)
-        await ws.send_json({"event": "end", "id": rid, "status": "ok"})
-    except RequestFailed as exc:
-        await ws.send_json({"event": "end" if isinstance(exc, RequestCancelled) else "error", "id": rid,
-                            "status": exc.code, "message": exc.message})  # fmt: skip
-    finally:
-        if not cancel_task.done():
-            cancel_task.cancel()
-        elif isinstance(cancel_task.exception(), WebSocketDisconnect):
-            raise WebSocketDisconnect()

@@ -20,7 +20,7 @@ import av
 import numpy as np
 from av.audio.stream import AudioStream
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "Encoder", "make_encoder"]
+__all__ = ["CONTENT_TYPES", "FORMATS", "Encoder", "make_encoder", "supported_rates"]
 
 CONTENT_TYPES = {
     "pcm": "audio/pcm",
@@ -38,6 +38,15 @@ _AV = {  # format -> (container, codec, bit rate)
     "aac": ("adts", "aac", 64_000),
 }
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+_MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+_RATES: dict[str, tuple[int, ...]] = {"opus": OPUS_RATES, "mp3": _MPEG_RATES, "aac": _MPEG_RATES}
+"""Output rates the encoder takes, where it does not take every rate (FFmpeg's lists for
+libopus, libmp3lame and the native AAC encoder, within 8..48 kHz)."""
+
+
+def supported_rates(fmt: str) -> tuple[int, ...] | None:
+    """The output sample rates (Hz) ``fmt`` can be encoded at; None when any rate in 8..48 kHz works."""
+    return _RATES.get(fmt)
 
 
 class Encoder(Protocol):

@@ -27,6 +27,7 @@ class GatewayMetrics:
         self.cancelled = Counter("chorus_gateway_cancelled", "Requests cancelled (DELETE or disconnect)", registry=r)
         self.errors = Counter("chorus_gateway_errors", "Errors by kind", ["code"], registry=r)
         self.http_errors = Counter("chorus_gateway_http_errors", "Error responses by status", ["status"], registry=r)
+        self.in_use = Gauge("chorus_gateway_slots_in_use", "Streams and calls held open now", ["kind"], registry=r)
         self.depth = Gauge("chorus_queue_depth", "Segments queued, by tenant", ["tenant"], registry=r)
 
     def set_depth(self, depth: dict[str, int]) -> None:

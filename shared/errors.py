@@ -11,6 +11,7 @@ fields needed to act on it::
     ├── UnknownVoice             voice not in the catalog (voice, known)
     ├── UnknownTenant            tenant name invalid or refused by policy (tenant, reason)
     ├── QueueFull                over the tenant's queue cap (tenant, limit, queued, retry_after_s)
+    ├── RequestTooLarge          more segments than the tenant's queue cap holds (tenant, limit, requested)
     ├── LaneNotAllowed           the tenant may not use that lane (tenant, lane, allowed)
     ├── RequestNotFound          no such request (request_id)
     ├── RequestFailed            the request ended with an error frame (request_id, code)
@@ -38,6 +39,7 @@ __all__ = [
     "RequestCancelled",
     "RequestFailed",
     "RequestNotFound",
+    "RequestTooLarge",
     "StreamTimeout",
     "TextError",
     "UnknownTenant",
@@ -109,6 +111,23 @@ class QueueFull(ChorusError):
         super().__init__(
             f"queue full for tenant {tenant!r}: {queued} segments queued + {requested} requested "
             f"> limit {limit}; nothing was enqueued; retry {when}"
+        )
+
+
+class RequestTooLarge(ChorusError):
+    """The request alone has more segments than the tenant may ever have queued: not retryable.
+
+    Nothing was enqueued; split the text into smaller requests or raise the tenant's
+    ``max_queued`` (``chorus tenants set``).
+    """
+
+    def __init__(self, tenant: str, limit: int, requested: int) -> None:
+        self.tenant = tenant
+        self.limit = limit
+        self.requested = requested
+        super().__init__(
+            f"request of {requested} segments can never fit tenant {tenant!r}'s queue limit of {limit} "
+            "segments (max_queued); nothing was enqueued; send smaller requests"
         )
 
 

@@ -9,7 +9,8 @@
 --       then per segment: lane number (1..3), weighted characters, payload
 -- Returns the segment count.
 -- Errors: DUPLICATE, BADARGS, NOTENANT <tenant>, LANE <lane> <allowed,...>,
---         QUEUEFULL <limit> <queued> <requested>
+--         QUEUEFULL <limit> <queued> <requested>, TOOLARGE <limit> <requested> (the request
+--         alone exceeds the cap: retrying cannot help)
 local tenant = ARGV[1]
 local nseg = tonumber(ARGV[8])
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -36,6 +37,9 @@ for i = 1, nseg do
     return redis.error_reply('LANE ' .. LANES[lane] .. ' ' .. table.concat(policy.lanes, ','))
   end
   lanes[i] = lane
+end
+if policy.max_queued > 0 and nseg > policy.max_queued then
+  return redis.error_reply('TOOLARGE ' .. policy.max_queued .. ' ' .. nseg)
 end
 local queued = num(redis.call('HGET', KEYS[2], tenant), 0)
 if policy.max_queued > 0 and queued + nseg > policy.max_queued then

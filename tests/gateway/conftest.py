@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ import redis
 
 from gateway.auth import ApiKeys
 from tests.helpers import run_sleep_worker
+
+METRICS_TOKEN = "test-metrics-token"
 
 
 def _free_port() -> int:
@@ -34,9 +37,10 @@ def stack(redis_server: object) -> Iterator[dict[str, object]]:
     for w in workers:
         w.start()
     port = _free_port()
-    env = {**os.environ, "CHORUS_REDIS_URL": url}
+    env = {**os.environ, "CHORUS_REDIS_URL": url, "CHORUS_METRICS_TOKEN": METRICS_TOKEN}
+    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would block the gateway once full
     proc = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--port", str(port)], env=env,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=log, text=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -45,17 +49,16 @@ def stack(redis_server: object) -> Iterator[dict[str, object]]:
                 break
         except httpx.TransportError:
             pass
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None, log.seek(0) or log.read()
         assert time.monotonic() < deadline, "gateway or workers did not get ready"
         time.sleep(0.1)
     api = ApiKeys(r)
     key_a, _ = api.add("alice", "tests")
     key_b, _ = api.add("bob", "tests")
-    yield {"base": base, "a": key_a, "b": key_b, "r": r}
+    yield {"base": base, "a": key_a, "b": key_b, "r": r, "metrics_token": METRICS_TOKEN}
     proc.terminate()
     proc.wait(10)
-    if proc.stderr:
-        proc.stderr.close()
+    log.close()
     for w in workers:
         w.kill()
         w.join(10)

@@ -103,11 +103,25 @@ def test_bad_input_is_a_clear_400(stack: dict[str, object]) -> None:
 
 def test_queue_cap_is_a_429_with_retry_after(stack: dict[str, object]) -> None:
     r = stack["r"]
-    Tenants(r).set("carol", TenantPolicy(max_queued=1))  # type: ignore[arg-type]
+    Tenants(r).set("carol", TenantPolicy(max_queued=3))  # type: ignore[arg-type]
     key, _ = ApiKeys(r).add("carol")  # type: ignore[arg-type]
-    resp = httpx.post(f"{stack['base']}/v1/requests", json={"input": TWO}, headers=_auth(key))
+    r.hset(Keys().depth(), "carol", 2)  # type: ignore[attr-defined]  # two segments already queued
+    try:
+        resp = httpx.post(f"{stack['base']}/v1/requests", json={"input": TWO}, headers=_auth(key))
+    finally:
+        r.hdel(Keys().depth(), "carol")  # type: ignore[attr-defined]
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
     assert "queue full" in resp.json()["error"]["message"]
+
+
+def test_a_request_that_can_never_fit_the_queue_cap_is_not_retryable(stack: dict[str, object]) -> None:
+    r = stack["r"]
+    Tenants(r).set("dave", TenantPolicy(max_queued=1))  # type: ignore[arg-type]
+    key, _ = ApiKeys(r).add("dave")  # type: ignore[arg-type]
+    resp = httpx.post(f"{stack['base']}/v1/requests", json={"input": TWO}, headers=_auth(key))
+    assert resp.status_code == 413 and "Retry-After" not in resp.headers
+    error = resp.json()["error"]
+    assert error["code"] == "request_too_large" and "queue limit of 1" in error["message"]
 
 
 def test_policy_refusals_are_403(stack: dict[str, object]) -> None:
@@ -201,7 +215,8 @@ def test_operations_endpoints(stack: dict[str, object]) -> None:
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{base}/readyz").json()
     assert ready["status"] == "ready" and ready["workers"] >= 2
-    metrics = httpx.get(f"{base}/metrics").text
+    assert httpx.get(f"{base}/metrics").status_code == 401, "metrics need the token"
+    metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {stack['metrics_token']}"}).text
     assert "chorus_gateway_time_to_first_audio_seconds_bucket" in metrics and "chorus_gateway_frames_total" in metrics
     page = httpx.get(f"{base}/")
     assert page.status_code == 200 and "chorusReport" in page.text

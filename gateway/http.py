@@ -1,0 +1,204 @@
+"""HTTP edges of the gateway: errors in OpenAI's shape, bounded JSON bodies, and request validation.
+
+Everything a client sends is checked here before it reaches the broker, so a bad
+value is a 400 that names the field (never a 500): types, ranges, non-finite
+numbers, nesting depth, body size (413), and the sample rates each encoder takes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from broker.producer import MAX_SPEED, MIN_SPEED, PRIORITIES
+from gateway.encode import FORMATS, supported_rates
+from shared.errors import (
+    ChorusError,
+    LaneNotAllowed,
+    QueueFull,
+    RedisUnavailable,
+    RequestNotFound,
+    RequestTooLarge,
+    TextError,
+    UnknownTenant,
+    UnknownVoice,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "HttpError",
+    "SpeechParams",
+    "audio_format",
+    "error_response",
+    "http_error",
+    "json_depth",
+    "read_json",
+    "stream_position",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body (bytes). 64 KB of text is at most ~400 KB of JSON even fully escaped."""
+MAX_JSON_DEPTH = 32
+MAX_DEADLINE_S = 24 * 3600.0
+_POSITION_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+class HttpError(Exception):
+    """An answer other than success: status, message, OpenAI error ``code`` and extra headers."""
+
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+
+
+def error_response(exc: HttpError) -> JSONResponse:
+    """OpenAI's error body: ``{"error": {"message", "type", "code"}}``."""
+    kind = "invalid_request_error" if exc.status < 500 else "server_error"
+    body = {"error": {"message": exc.message, "type": kind, "code": exc.code}}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+def http_error(exc: ChorusError) -> HttpError:
+    """The HTTP answer to a broker error: 429 and 503 are retryable, the rest are not."""
+    if isinstance(exc, QueueFull):
+        retry = max(1, round(exc.retry_after_s or 1))
+        return HttpError(429, str(exc), "queue_full", {"Retry-After": str(retry)})
+    if isinstance(exc, RequestTooLarge):
+        return HttpError(413, str(exc), "request_too_large")
+    if isinstance(exc, (UnknownTenant, LaneNotAllowed)):
+        return HttpError(403, str(exc), "forbidden")
+    if isinstance(exc, RequestNotFound):
+        return HttpError(404, str(exc), "not_found")
+    if isinstance(exc, (TextError, UnknownVoice)):
+        return HttpError(400, str(exc), "invalid_input")
+    if isinstance(exc, RedisUnavailable):
+        return HttpError(503, "the queue is unavailable; retry shortly", "unavailable", {"Retry-After": "1"})
+    return HttpError(400, str(exc), "bad_request")
+
+
+def json_depth(obj: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion to exhaust)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+async def read_json(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body as a JSON object, read at most ``max_bytes`` far: 413 beyond, 400 when not a JSON object."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise HttpError(413, f"the body is larger than {max_bytes} bytes", "body_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HttpError(413, f"the body is larger than {max_bytes} bytes", "body_too_large")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise HttpError(400, "the body must be JSON (UTF-8)", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "the body must be a JSON object", "invalid_json")
+    if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", "invalid_json")
+    return body
+
+
+def _invalid(message: str) -> HttpError:
+    return HttpError(400, message, "invalid_input")
+
+
+def _number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(f"'{name}' must be a number")
+    if not math.isfinite(value):
+        raise _invalid(f"'{name}' must be a finite number")
+    return float(value)
+
+
+def _voice(value: Any) -> str | None:
+    """OpenAI sends a voice name, or (newer clients) an object ``{"id": name}``; "" means not given."""
+    if isinstance(value, dict):
+        value = value.get("id")
+        if not isinstance(value, str):
+            raise _invalid("'voice' as an object must carry a string 'id'")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _invalid("'voice' must be a string or an object with an 'id'")
+    return value
+
+
+def _format(source: Any, default: str) -> tuple[str, int | None]:
+    raw = source.get("response_format") or source.get("format") or default
+    if not isinstance(raw, str) or raw.lower() not in FORMATS:
+        raise HttpError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_format")
+    fmt = raw.lower()
+    rate = source.get("sample_rate")
+    if rate is None or rate == "":
+        return fmt, None
+    if isinstance(rate, bool) or not isinstance(rate, (int, str)) or (isinstance(rate, str) and not rate.isdigit()):
+        raise _invalid("sample_rate must be an integer (Hz)")
+    out_rate = int(rate)
+    if not 8000 <= out_rate <= 48000:
+        raise _invalid("sample_rate must be within 8000..48000")
+    allowed = supported_rates(fmt)
+    if allowed is not None and out_rate not in allowed:
+        raise _invalid(f"{fmt} can be encoded at {', '.join(map(str, allowed))} Hz, not {out_rate}")
+    return fmt, out_rate
+
+
+def audio_format(source: Any, default: str) -> tuple[str, int | None]:
+    """``(format, output rate or None)`` from a JSON body or a query string."""
+    return _format(source, default)
+
+
+@dataclass(frozen=True)
+class SpeechParams:
+    """A validated synthesis request (the body of ``/v1/audio/speech``, ``/v1/requests`` or a WebSocket message)."""
+
+    text: str
+    voice: str | None
+    priority: str
+    speed: float
+    deadline_s: float | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> SpeechParams:
+        text = body.get("input")
+        if not isinstance(text, str):
+            raise _invalid("'input' must be a string")
+        priority = body.get("priority", "interactive")
+        if priority not in PRIORITIES:
+            raise _invalid(f"'priority' must be one of {', '.join(PRIORITIES)}")
+        speed = _number(body, "speed")
+        if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
+            raise _invalid(f"'speed' must be within {MIN_SPEED}..{MAX_SPEED}")
+        deadline = _number(body, "deadline_s")
+        if deadline is not None and not 0 < deadline <= MAX_DEADLINE_S:
+            raise _invalid(f"'deadline_s' must be within (0, {MAX_DEADLINE_S:.0f}] seconds")
+        return cls(text, _voice(body.get("voice")), priority, 1.0 if speed is None else speed, deadline)
+
+
+def stream_position(value: str) -> str:
+    """A Last-Event-ID (an audio stream position ``<ms>-<seq>``); 400 for anything else."""
+    if not _POSITION_RE.match(value):
+        raise _invalid("Last-Event-ID must be an event id this server sent (<ms>-<seq>)")
+    return value
