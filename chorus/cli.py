@@ -282,8 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
     w.add_argument("--lease", type=float, default=15.0, help="seconds before a dead worker's segment is reclaimed")
     w.add_argument("--max-attempts", type=int, default=3, help="deliveries before a segment is dead-lettered")
-    w.add_argument("--reserve", type=int, default=int(os.environ.get("CHORUS_RESERVE", "0")),
-                   help="workers kept for tenants back from idle (default $CHORUS_RESERVE or 0: work-conserving)")
+    w.add_argument(
+        "--reserve",
+        type=int,
+        default=int(os.environ.get("CHORUS_RESERVE", "0")),
+        help="workers kept for tenants back from idle (default $CHORUS_RESERVE or 0: work-conserving)",
+    )
     redis_opt(w)
     model_opts(w)
     w.set_defaults(func=cmd_worker)
@@ -323,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     mv.add_argument("ids", nargs="*")
     mk = msub.add_parser("keygen", help="new Ed25519 signing key: private key file, public key into the keyring")
     mk.add_argument("--owner", default="", help="who holds the private key (recorded in the keyring)")
-    mk.add_argument("--key-dir", type=Path, default=None,
-                    help="where the private key goes (default ~/.config/chorus/keys)")
+    mk.add_argument(
+        "--key-dir", type=Path, default=None, help="where the private key goes (default ~/.config/chorus/keys)"
+    )
     ms = msub.add_parser("sign", help="sign an installed model directory as it is on disk")
     ms.add_argument("id")
     ms.add_argument("--version", default=None, help="default: the catalog's")
@@ -370,17 +375,32 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--port", type=int, default=8080)
     gp.add_argument("--no-auth", action="store_true", help="no API keys: every caller is --tenant (development)")
     gp.add_argument("--tenant", default="default", help="the tenant of every caller with --no-auth")
-    gp.add_argument("--cors-origin", action="append", metavar="ORIGIN",
-                    help="a browser origin allowed to call the API (repeatable; also $CHORUS_CORS_ORIGINS, "
-                         "comma-separated); other origins get 403")
-    gp.add_argument("--metrics-token", default=None,
-                    help="bearer token /metrics requires on the API port (default $CHORUS_METRICS_TOKEN; "
-                         "without one /metrics is only on --metrics-port)")
+    gp.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the API (repeatable; also $CHORUS_CORS_ORIGINS, "
+        "comma-separated); other origins get 403",
+    )
+    gp.add_argument(
+        "--metrics-token",
+        default=None,
+        help="bearer token /metrics requires on the API port (default $CHORUS_METRICS_TOKEN; "
+        "without one /metrics is only on --metrics-port)",
+    )
     gp.add_argument("--metrics-port", type=int, default=None, help="serve /metrics without a token on 127.0.0.1:PORT")
-    gp.add_argument("--max-streams", type=int, default=None,
-                    help="open streams and WebSockets over all tenants (default 256; $CHORUS_GATEWAY_MAX_STREAMS)")
-    gp.add_argument("--max-streams-per-tenant", type=int, default=None,
-                    help="open streams one tenant may hold (default 32; $CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT)")
+    gp.add_argument(
+        "--max-streams",
+        type=int,
+        default=None,
+        help="open streams and WebSockets over all tenants (default 256; $CHORUS_GATEWAY_MAX_STREAMS)",
+    )
+    gp.add_argument(
+        "--max-streams-per-tenant",
+        type=int,
+        default=None,
+        help="open streams one tenant may hold (default 32; $CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT)",
+    )
     redis_opt(gp)
     gp.set_defaults(func=cmd_gateway)
 

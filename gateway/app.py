@@ -544,4 +544,3 @@ def create_app(config: GatewayConfig) -> Starlette:
 def _sse(event: str, data: dict[str, Any], event_id: str | None) -> str:
     head = f"id: {event_id}\n" if event_id else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-

@@ -63,5 +63,3 @@ def stack(redis_server: object) -> Iterator[dict[str, object]]:
         w.kill()
         w.join(10)
     r.close()
-
-
