@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import redis
 
 from broker.scheduler import SCHEDULER
-from broker.scripts import ADMIT, CLAIM, COMPLETE, LEASE, RECLAIM, script_source
+from broker.scripts import ADMIT, CLAIM, COMPLETE, LEASE, RECLAIM, REPAIR, script_source
 from broker.stats import current_bucket
 from shared.connection import as_str
-from shared.keys import GROUP, Keys
+from shared.errors import UnknownTenant
+from shared.keys import GROUP, LANES, Keys
 
 __all__ = [
     "ADMITTED",
@@ -126,6 +127,31 @@ class Claimer:
         self._lease = client.register_script(script_source(LEASE))
         self._reclaim = client.register_script(script_source(RECLAIM))
         self._admit = client.register_script(script_source(ADMIT))
+        self._repair = client.register_script(script_source(REPAIR))
+
+    def sweep(self, max_streams: int = 10_000) -> int:
+        """Find idle tenants whose lane streams hold entries the depth counter missed (raw XADDs)
+        and put them back in the scheduler; returns the entries found. One SCAN over the shard's
+        lane streams (at most ``max_streams``): call it rarely (the worker does every ``sweep_s``)."""
+        k = self.keys
+        prefix = k.queue_prefix()
+        tenants: set[str] = set()
+        for n, key in enumerate(self._r.scan_iter(match=f"{prefix}*", count=1000, _type="stream")):
+            if n >= max_streams:
+                break
+            name = as_str(key)[len(prefix) :]
+            tenant, _, lane = name.rpartition(":")
+            if lane in LANES and tenant:
+                tenants.add(tenant)
+        found = 0
+        for tenant in sorted(tenants):
+            try:
+                lanes = [k.queue(tenant, lane) for lane in LANES]
+            except UnknownTenant:  # a stream named outside the tenant grammar: no producer of ours wrote it
+                continue
+            found += int(self._repair(keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh(),
+                                            k.wake(), *lanes], args=[tenant, GROUP]))  # fmt: skip
+        return found
 
     def admit(self, item: Claimed, request_id: str, seq: int) -> tuple[str, int]:
         """Check an entry against its request before synthesis: (verdict, the request's segment count).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["ADMIT", "CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "script_source"]
+__all__ = ["ADMIT", "CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "REPAIR", "script_source"]
 
 ADMIT = "admit"
 ENQUEUE = "enqueue"
@@ -19,6 +19,7 @@ COMPLETE = "complete"
 POLICY = "policy"
 LEASE = "lease"
 RECLAIM = "reclaim"
+REPAIR = "repair"
 CANCEL = "cancel"
 
 

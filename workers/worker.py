@@ -72,6 +72,9 @@ class WorkerConfig:
     extended; a live worker extends it every third of that."""
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     """Deliveries of a segment before it is dead-lettered with an error frame."""
+    sweep_s: float = 30.0
+    """How often (at most; one worker per period, by a lock in Redis) the lane streams are scanned
+    for entries of idle tenants that the depth counter missed (raw XADDs by a foreign producer)."""
     reserve: int = 0
     """Workers (of all live ones) kept for tenants coming back from idle: their first audio
     never waits for a busy worker, at the price of idle capacity under saturation. 0 keeps
@@ -140,6 +143,7 @@ class Worker:
         self._last_beat = 0.0
         self._t0 = 0.0
         self._last_reclaim = 0.0
+        self._last_sweep = float("-inf")  # the first reclaim pass sweeps
         self._current: list[Claimed] = []
         """Claimed segments not yet completed (their leases are kept alive)."""
         self._settle_us = 0.0
@@ -208,6 +212,7 @@ class Worker:
             for item in items:
                 log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
             self._finish_orphans()
+            self._sweep_if_due()
         if not items:
             items = self.claimer.claim(self.config.name, self.config.claim_count, workers=self.live_workers,
                                        reserve=self.config.reserve, lease_ms=lease_ms)  # fmt: skip
@@ -220,6 +225,17 @@ class Worker:
             self._current = items[i + 1 :]
         self._current = []
         return len(items)
+
+    def _sweep_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < self.config.sweep_s:
+            return
+        self._last_sweep = now
+        # one worker per period does it: the lock expires by itself
+        if self._r.set(self.keys.sweep_lock(), self.config.name, nx=True, px=int(self.config.sweep_s * 1000)):
+            found = self.claimer.sweep()
+            if found:
+                log.warning("found %d queued entries the depth counter missed (raw XADDs); scheduled them", found)
 
     def _keep_leases(self) -> None:
         """Extend the leases of the segments this worker holds, every third of the lease."""

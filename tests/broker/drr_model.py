@@ -68,6 +68,8 @@ class Model:
             if lane not in pol.lanes:
                 return "LANE"
             lanes.append(lane)
+        if pol.max_queued > 0 and len(segments) > pol.max_queued:
+            return "TOOLARGE"  # can never fit: not retryable
         if pol.max_queued > 0 and self.depth(tenant) + len(segments) > pol.max_queued:
             return "QUEUEFULL"
         for lane, (_, chars, tag) in zip(lanes, segments, strict=True):

@@ -11,7 +11,7 @@ from broker.producer import AsyncProducer, Producer
 from broker.tenants import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy, Tenants
 from shared.config import RedisSettings
 from shared.connection import async_client
-from shared.errors import ConfigError, LaneNotAllowed, QueueFull, UnknownTenant
+from shared.errors import ConfigError, LaneNotAllowed, QueueFull, RequestTooLarge, UnknownTenant
 from shared.keys import LANES, Keys
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"  # two segments
@@ -94,6 +94,16 @@ def test_queue_full_is_atomic_and_says_limit_and_retry(r: redis.Redis, keys: Key
     assert {k: r.type(k) for k in r.keys("*")} == before, "no request hash, audio stream or entry left behind"
     assert r.hgetall(keys.depth()) == depth_before
     assert p.enqueue("你好", tenant="acme").segments == 1, "a request that fits still goes in"
+
+
+def test_a_request_larger_than_the_cap_is_refused_as_never_fitting(r: redis.Redis, keys: Keys) -> None:
+    Tenants(r, keys).set("acme", TenantPolicy(max_queued=2))
+    before = sorted(r.keys("*"))
+    with pytest.raises(RequestTooLarge, match="can never fit") as info:
+        Producer(r).enqueue(["一", "二", "三"], tenant="acme")
+    assert (info.value.limit, info.value.requested) == (2, 3)
+    assert sorted(r.keys("*")) == before, "nothing was written"
+    Producer(r).enqueue(["一", "二"], tenant="acme")  # one that fits still goes in
 
 
 def test_queue_full_retry_after_comes_from_the_service_rate(r: redis.Redis, keys: Keys) -> None:

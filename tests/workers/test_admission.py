@@ -187,3 +187,20 @@ def test_garbage_of_every_shape_never_raises(r: redis.Redis, keys: Keys, worker:
     assert len(_reasons(r, keys)) == len(shapes)
     assert isinstance(_frames(r, keys, own.request_id)[-1], EndFrame)
     assert worker.errors == 0 and keys_without_ttl(r) == []
+
+
+def test_entries_of_an_idle_tenant_written_without_the_script_are_found_by_the_sweep(
+    r: redis.Redis, keys: Keys, worker: Worker
+) -> None:
+    own = Producer(r).enqueue("你好", tenant="mallory")
+    _drain(worker)  # mallory is idle now: off the ring, counter at zero
+    r.hset(keys.request(own.request_id), mapping={"segments": 2, "status": "running"})
+    job = SegmentJob(own.request_id, 1, "世界", "jm_kumo", "zh", 1.0, 0, 1)
+    r.xadd(keys.queue("mallory", "batch"), {"r": own.request_id, "p": encode_segment(job)})
+    r.delete(keys.sweep_lock())
+    worker._last_sweep = worker._last_reclaim = float("-inf")
+    _drain(worker)
+    frames = _frames(r, keys, own.request_id)
+    assert {f.segment for f in frames if isinstance(f, AudioFrame)} == {0, 1}
+    assert isinstance(frames[-1], EndFrame) and frames[-1].segments == 2
+    assert r.ttl(keys.sweep_lock()) > 0, "the sweep lock expires by itself"
