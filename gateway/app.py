@@ -399,6 +399,10 @@ def create_app(config: GatewayConfig) -> Starlette:
             fmt, out_rate = audio_format(request.query_params, "wav")
             voice = await gw.r.hget(keys.request(rid), "voice")
         sample_rate = gw.catalog.model_of(as_str(voice or b"")).sample_rate if voice else 24000
+        if request.method == "HEAD":  # players probe first: answer the headers, start nothing, cancel nothing
+            encoder = make_encoder(fmt, sample_rate, out_rate)
+            return Response(headers={"X-Request-Id": rid, "X-Sample-Rate": str(encoder.sample_rate),
+                                     "Cache-Control": "no-store"}, media_type=encoder.content_type)  # fmt: skip
         gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()
         return audio_response(keys, rid, tenant, fmt, out_rate, sample_rate,
                               _flag(request.query_params.get("keep", "1")), None)  # fmt: skip
@@ -412,6 +416,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             keys = await gw.owned(tenant, rid)
             state = await gw.replay(keys, rid, stream_position(resume)) if resume else StreamState(rid)
         keep = _flag(request.query_params.get("keep", "1"))
+        if request.method == "HEAD":
+            return Response(media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         gw.streams.take(tenant)
         gw.metrics.requests.labels(endpoint="events", format="sse").inc()
 

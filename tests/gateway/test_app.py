@@ -89,6 +89,19 @@ def test_auth_and_isolation(stack: dict[str, object]) -> None:
     assert mine.status_code == 200 and abs(len(mine.content) / 48000 - 2 * SEGMENT_S) < 0.01
 
 
+def test_head_probes_start_nothing_and_cancel_nothing(stack: dict[str, object]) -> None:
+    """Media players send HEAD before GET: it answers the headers and must not cancel the request."""
+    base = stack["base"]
+    made = httpx.post(f"{base}/v1/requests", json={"input": TWO}, headers=_auth(stack["a"]))
+    rid = made.json()["id"]
+    for path in ("audio?format=pcm&keep=0", "events?keep=0"):
+        head = httpx.head(f"{base}/v1/requests/{rid}/{path}", headers=_auth(stack["a"]), timeout=10)
+        assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")
+    audio = httpx.get(f"{base}/v1/requests/{rid}/audio?format=pcm", headers=_auth(stack["a"]), timeout=30)
+    assert audio.status_code == 200 and abs(len(audio.content) / 48000 - 2 * SEGMENT_S) < 0.01
+
+
 def test_bad_input_is_a_clear_400(stack: dict[str, object]) -> None:
     base, h = stack["base"], _auth(stack["a"])
     assert httpx.post(f"{base}/v1/requests", content=b"\xff", headers=h).status_code == 400
