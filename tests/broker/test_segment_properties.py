@@ -1,4 +1,7 @@
-"""Property tests of the segmenter: no input crashes it, rejections are TextError, nothing is lost or added."""
+"""Property tests of the segmenter: no input crashes it, rejections are TextError, nothing is lost or added.
+
+Text with no letter or digit (Unicode category L* or N*) outside its ``<break>`` tags is always refused.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +20,17 @@ pieces = st.one_of(
     st.text(max_size=60),
     st.text(alphabet="你好世界今天天气很好我们一起去公园散步吧。，！？；：、…,.!? \n", max_size=120),
     st.sampled_from(['<break time="250ms"/>', "<break time='1.5s'/>", "<break time=\"20s\"/>", "<break>",
-                     "<BREAK TIME=\"10ms\">", "<break oops/>", "\u200b", "\ud800", "e\u0301", "A" * 3000]),
+                     "<BREAK TIME=\"10ms\">", "<break oops/>", "\u200b", "\ud800", "e\u0301", "A" * 3000,
+                     "😀", "\x01\x02", "。。。", "\u3000" * 700, "一" * 700, "Ⅻ", "7"]),
 )  # fmt: skip
 
 
 def _visible(text: str) -> str:
     return "".join(c for c in text if not c.isspace())
+
+
+def _speakable(text: str) -> bool:
+    return any(unicodedata.category(c)[0] in "LN" for c in text)
 
 
 @settings(max_examples=500, deadline=None)
@@ -33,6 +41,7 @@ def test_segmenter_never_crashes_and_loses_nothing(text: str) -> None:
     except TextError as exc:
         assert str(exc)
         return
+    assert _speakable(BREAK_RE.sub(" ", unicodedata.normalize("NFC", text))), "no letter or digit: refused"
     assert 1 <= len(segments) <= MAX_SEGMENTS
     for s in segments:
         assert len(s.text.encode("utf-8")) <= MAX_SEGMENT_TEXT_BYTES
