@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from shared.config import RedisSettings
-from shared.connection import sync_client
-from shared.errors import ChorusError, ConfigError, QueueFull
+from shared.connection import check_eviction, sync_client, translate
+from shared.errors import ChorusError, ConfigError, QueueFull, RedisUnavailable
 
 log = logging.getLogger("chorus")
 EX_TEMPFAIL = 75
@@ -66,6 +68,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.activation import Activation
 
     client = sync_client(settings)
+    check_eviction(client, allow=args.allow_eviction)
     engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).serving())
     config = WorkerConfig(claim_count=args.claim, reserve=args.reserve, lease_s=args.lease,
                           max_attempts=args.max_attempts)  # fmt: skip
@@ -165,6 +168,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     config = GatewayConfig(settings, auth=not args.no_auth, open_tenant=args.tenant, cors_origins=tuple(origins),
                            metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
                            limits=dataclasses.replace(limits, **overrides))  # fmt: skip
+    check_eviction(sync_client(settings), allow=args.allow_eviction)
     app = create_app(config)
     print(f"gateway on http://{args.host}:{args.port} (redis {settings.safe_url()}, "
           f"{'no auth: every caller is tenant ' + args.tenant if args.no_auth else 'API keys required'})",
@@ -262,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     def redis_opt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--redis", help="redis://host:port/db (default: $CHORUS_REDIS_URL)")
 
+    def eviction_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--allow-eviction", action="store_true",
+                        default=os.environ.get("CHORUS_ALLOW_EVICTION", "") in ("1", "true", "yes"),
+                        help="run although Redis may evict keys (maxmemory-policy other than noeviction): "
+                             "queued requests may then vanish")  # fmt: skip
+
     def model_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
         sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -289,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workers kept for tenants back from idle (default $CHORUS_RESERVE or 0: work-conserving)",
     )
     redis_opt(w)
+    eviction_opt(w)
     model_opts(w)
     w.set_defaults(func=cmd_worker)
 
@@ -402,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open streams one tenant may hold (default 32; $CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT)",
     )
     redis_opt(gp)
+    eviction_opt(gp)
     gp.set_defaults(func=cmd_gateway)
 
     k = sub.add_parser("keys", help="API keys of the gateway: add (prints the key once), list, revoke")
@@ -429,12 +441,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except QueueFull as exc:
-        print(f"chorus: error: {exc}", file=sys.stderr)
-        return EX_TEMPFAIL
+    except redis.RedisError as exc:  # a command the CLI sent itself (stats, tenants, keys …)
+        return _fail(translate(exc, _shown_url(args)))
     except ChorusError as exc:
-        print(f"chorus: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc)
+
+
+def _shown_url(args: argparse.Namespace) -> str:
+    try:
+        settings = RedisSettings.from_env(getattr(args, "redis", None))
+    except ChorusError:
+        settings = None
+    return settings.safe_url() if settings is not None else "the Redis server"
+
+
+def _fail(exc: ChorusError) -> int:
+    """Print the error; exit 75 (EX_TEMPFAIL) for what a retry may cure, 1 otherwise."""
+    print(f"chorus: error: {exc}", file=sys.stderr)
+    return EX_TEMPFAIL if isinstance(exc, (QueueFull, RedisUnavailable)) else 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.connection import parse_url
 
 from shared.errors import ConfigError
 
@@ -21,6 +24,7 @@ __all__ = [
     "ENV_REDIS_URL",
     "RedisSettings",
     "chorus_home",
+    "mask_url",
 ]
 
 ENV_REDIS_URL = "CHORUS_REDIS_URL"
@@ -36,20 +40,16 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Where Redis is and how chorus names its keys there."""
+    """Where Redis is and how chorus names its keys there.
 
-    host: str = "127.0.0.1"
-    """Host name or address of the Redis server."""
-    port: int = 6379
-    """TCP port of the Redis server."""
-    db: int = 0
-    """Logical database number."""
-    username: str | None = None
-    """ACL user name, if the server uses ACLs."""
-    password: str | None = field(default=None, repr=False)
-    """Password; hidden from repr and from :meth:`safe_url`."""
-    ssl: bool = False
-    """Use TLS (``rediss://``)."""
+    The URL is parsed by redis-py (``redis.connection.parse_url``): ``redis://``,
+    ``rediss://`` (TLS) and ``unix://``, percent-encoded user names and passwords,
+    and query options (``?socket_timeout=30&ssl_cert_reqs=none``), which take
+    precedence over the defaults below.
+    """
+
+    dsn: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    """The URL, secrets included: never shown (see :meth:`safe_url`)."""
     prefix: str = DEFAULT_PREFIX
     """First part of every key chorus writes, so several deployments can share a server."""
     socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S
@@ -60,33 +60,52 @@ class RedisSettings:
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
             raise ConfigError(f"key prefix {self.prefix!r} must match {_PREFIX_RE.pattern}")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"Redis port {self.port} out of range")
+        self.options()  # validate now, not at the first command
+
+    def options(self) -> dict[str, Any]:
+        """The connection options redis-py reads from the URL (host, port, db, username, password, …)."""
+        scheme = self.dsn.split("://", 1)[0].lower() if "://" in self.dsn else ""
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"Redis URL must start with redis://, rediss:// or unix://, got {scheme or self.dsn!r}")
+        try:
+            opts: dict[str, Any] = parse_url(self.dsn)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ConfigError(f"bad Redis URL {self.safe_url()}: {exc}") from None
+        path = urlsplit(self.dsn).path.lstrip("/") if scheme != "unix" else ""
+        if path and not path.isdigit():
+            raise ConfigError(f"Redis URL database must be a number, got {path!r}")
+        return opts
+
+    @property
+    def host(self) -> str:
+        return str(self.options().get("host") or self.options().get("path") or "127.0.0.1")
+
+    @property
+    def port(self) -> int:
+        return int(self.options().get("port") or 6379)
+
+    @property
+    def db(self) -> int:
+        return int(self.options().get("db") or 0)
+
+    @property
+    def username(self) -> str | None:
+        value = self.options().get("username")
+        return str(value) if value else None
+
+    @property
+    def password(self) -> str | None:
+        value = self.options().get("password")
+        return str(value) if value is not None else None
+
+    @property
+    def ssl(self) -> bool:
+        return self.dsn.lower().startswith("rediss://")
 
     @classmethod
     def from_dsn(cls, dsn: str, *, prefix: str = DEFAULT_PREFIX) -> RedisSettings:
-        """Parse ``redis://[user:password@]host[:port][/db]`` (or ``rediss://``)."""
-        parts = urlsplit(dsn)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ConfigError(f"Redis URL must start with redis:// or rediss://, got {dsn.split(':')[0]!r}")
-        try:
-            port = parts.port or 6379
-        except ValueError as exc:
-            raise ConfigError(f"bad port in Redis URL: {exc}") from None
-        path = parts.path.lstrip("/")
-        try:
-            db = int(path) if path else 0
-        except ValueError:
-            raise ConfigError(f"Redis URL database must be a number, got {path!r}") from None
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            db=db,
-            username=parts.username or None,
-            password=parts.password,
-            ssl=parts.scheme == "rediss",
-            prefix=prefix,
-        )
+        """Settings for ``redis://[user:password@]host[:port][/db][?option=value…]``, ``rediss://`` or ``unix://``."""
+        return cls(dsn=dsn, prefix=prefix)
 
     @classmethod
     def from_env(cls, url: str | None = None) -> RedisSettings | None:
@@ -98,20 +117,25 @@ class RedisSettings:
 
     def url(self) -> str:
         """The full URL, password included: for building clients, never for display."""
-        auth = ""
-        if self.username or self.password:
-            auth = quote(self.username or "", safe="")
-            if self.password:
-                auth += ":" + quote(self.password, safe="")
-            auth += "@"
-        scheme = "rediss" if self.ssl else "redis"
-        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
+        return self.dsn
 
     def safe_url(self) -> str:
-        """The URL with the password masked, for logs and messages."""
-        auth = f"{self.username or ''}:***@" if self.password else ""
-        scheme = "rediss" if self.ssl else "redis"
-        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
+        """The URL with the password masked and the query dropped, for logs and messages."""
+        return mask_url(self.dsn)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` and the query string dropped (it may carry secrets)."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            auth, host = netloc.rsplit("@", 1)
+            user = auth.split(":", 1)[0]
+            netloc = f"{user}:***@{host}" if ":" in auth or user else f"***@{host}"
+        return f"{parts.scheme}://{netloc}{parts.path}"
+    except ValueError:
+        return "<unparseable Redis URL>"
 
 
 def chorus_home() -> Path:

@@ -5,7 +5,8 @@ fields needed to act on it::
 
     ChorusError
     ├── ConfigError              bad setting, DSN or environment value
-    ├── RedisUnavailable         Redis cannot be reached (url)
+    ├── RedisUnavailable         Redis cannot serve now: down, timing out, or a server state (url, code)
+    ├── RedisAuthError           Redis refused the credentials (url)
     ├── ProtocolError            malformed wire data (field, reason)
     ├── TextError                text that cannot be synthesised (reason)
     ├── UnknownVoice             voice not in the catalog (voice, known)
@@ -35,6 +36,7 @@ __all__ = [
     "NoWorkers",
     "ProtocolError",
     "QueueFull",
+    "RedisAuthError",
     "RedisUnavailable",
     "RequestCancelled",
     "RequestFailed",
@@ -56,10 +58,38 @@ class ConfigError(ChorusError):
 
 
 class RedisUnavailable(ChorusError):
+    """A temporary failure: the server is down or slow, or says it cannot serve now (``code``:
+    ``OOM``, ``READONLY``, ``BUSY``, ``LOADING`` …). Retry later (the CLI exits 75)."""
+
+    def __init__(self, url: str, cause: str, code: str | None = None) -> None:
+        self.url = url
+        self.cause = cause
+        self.code = code
+        if code is None:
+            super().__init__(f"cannot reach Redis at {url}: {cause}; is redis-server running?")
+        else:
+            hint = _STATE_HINTS.get(code, "the server cannot serve this now; retry later")
+            super().__init__(f"Redis at {url} cannot serve now ({cause}); {hint}")
+
+
+_STATE_HINTS = {
+    "OOM": "Redis reached maxmemory (chorus needs maxmemory-policy noeviction and room to write); retry later",
+    "READONLY": "this is a replica (after a failover?); point chorus at the primary",
+    "BUSY": "a long script is running on the server; retry later",
+    "LOADING": "Redis is loading its data set; retry in a moment",
+    "MASTERDOWN": "the replica lost its primary; retry later",
+    "MISCONF": "Redis cannot persist (stop-writes-on-bgsave-error); check its disk",
+    "NOPERM": "the ACL user lacks a permission chorus needs (see docs/OPERATIONS.md)",
+}
+
+
+class RedisAuthError(ChorusError):
+    """Redis refused the credentials: not temporary; fix the URL's user name or password."""
+
     def __init__(self, url: str, cause: str) -> None:
         self.url = url
         self.cause = cause
-        super().__init__(f"cannot reach Redis at {url}: {cause}; is redis-server running?")
+        super().__init__(f"Redis at {url} refused the credentials ({cause}); check the user and password in the URL")
 
 
 class ProtocolError(ChorusError):
