@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from broker.scheduler import SCHEDULER
-from broker.scripts import ADMIT, CLAIM, COMPLETE, LEASE, RECLAIM, REPAIR, script_source
+from broker.scripts import ADMIT, CLAIM, COMPLETE, FORGET, HEARTBEAT, LEASE, RECLAIM, REPAIR, script_source
 from broker.stats import current_bucket
 from shared.connection import as_str
 from shared.errors import UnknownTenant
@@ -35,6 +35,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_MAXLEN = 10_000
+HISTORY_MAXLEN = 10_000
+"""Entries kept in the history of forgotten tenants (approximate trim)."""
 DEFAULT_LEASE_MS = 15_000
 """A claimed segment is reclaimable this long after its lease was last extended."""
 DEFAULT_MAX_ATTEMPTS = 3
@@ -53,8 +55,10 @@ REJECTIONS = {
 """Verdicts that reject an entry -> (dead-letter code, reason)."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def server_ms(client: redis.Redis) -> int:
+    """Milliseconds since the epoch by the Redis server's clock (every worker agrees on it)."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,15 @@ class Claimer:
         self._reclaim = client.register_script(script_source(RECLAIM))
         self._admit = client.register_script(script_source(ADMIT))
         self._repair = client.register_script(script_source(REPAIR))
+        self._forget = client.register_script(script_source(FORGET))
+        self.heartbeat_script = client.register_script(script_source(HEARTBEAT))
+        """``lua/heartbeat.lua``: run it in a pipeline with the worker's other heartbeat writes."""
 
-    def sweep(self, max_streams: int = 10_000) -> int:
-        """Find idle tenants whose lane streams hold entries the depth counter missed (raw XADDs)
-        and put them back in the scheduler; returns the entries found. One SCAN over the shard's
-        lane streams (at most ``max_streams``): call it rarely (the worker does every ``sweep_s``)."""
+    def sweep(self, max_streams: int = 10_000, idle_ms: int | None = None) -> tuple[int, int]:
+        """One pass over the shard's lane streams (at most ``max_streams``; call it rarely: the
+        worker does every ``sweep_s``): put back in the scheduler idle tenants whose streams hold
+        entries the depth counter missed (raw XADDs), and forget tenants idle for ``idle_ms``
+        (see ``lua/forget.lua``). Returns (entries found, tenants forgotten)."""
         k = self.keys
         prefix = k.queue_prefix()
         tenants: set[str] = set()
@@ -143,7 +151,7 @@ class Claimer:
             tenant, _, lane = name.rpartition(":")
             if lane in LANES and tenant:
                 tenants.add(tenant)
-        found = 0
+        found = forgotten = 0
         for tenant in sorted(tenants):
             try:
                 lanes = [k.queue(tenant, lane) for lane in LANES]
@@ -151,7 +159,10 @@ class Claimer:
                 continue
             found += int(self._repair(keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh(),
                                             k.wake(), *lanes], args=[tenant, GROUP]))  # fmt: skip
-        return found
+            if idle_ms is not None:
+                forget_keys = [k.active_set(), k.drr(), k.depth(), k.served(), k.history(), *lanes]
+                forgotten += int(self._forget(keys=forget_keys, args=[tenant, idle_ms, GROUP, HISTORY_MAXLEN]))
+        return found, forgotten
 
     def admit(self, item: Claimed, request_id: str, seq: int) -> tuple[str, int]:
         """Check an entry against its request before synthesis: (verdict, the request's segment count).
@@ -174,7 +185,7 @@ class Claimer:
         for _ in range(64):
             flat = self._claim(
                 keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh(), k.leases()],
-                args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve, _now_ms(), lease_ms],
+                args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve, 0, lease_ms],
             )
             for i in range(1, len(flat), 6):
                 out.append(Claimed(flat[i].decode(), flat[i + 1].decode(), _fields(flat[i + 2]),
@@ -192,7 +203,7 @@ class Claimer:
         ``exhausted``, for the caller to dead-letter with an error frame.
         """
         k = self.keys
-        args: list[str | int] = [k.queue_prefix(), GROUP, consumer, _now_ms(), lease_ms, max_attempts, count]
+        args: list[str | int] = [k.queue_prefix(), GROUP, consumer, 0, lease_ms, max_attempts, count]
         flat = self._reclaim(keys=[k.leases()], args=args)
         out = []
         for i in range(0, len(flat), 7):
@@ -206,7 +217,7 @@ class Claimer:
         if not items:
             return []
         k = self.keys
-        res = self._lease(keys=[k.leases()], args=[k.queue_prefix(), GROUP, consumer, _now_ms() + lease_ms,
+        res = self._lease(keys=[k.leases()], args=[k.queue_prefix(), GROUP, consumer, lease_ms,
                                                    *(i.lease_member for i in items)])  # fmt: skip
         return [None if int(x) < 0 else bool(int(x)) for x in res]
 
@@ -217,7 +228,7 @@ class Claimer:
 
     def unfinished(self, count: int = 16) -> list[str]:
         """Requests whose last segment completed but whose end marker is overdue (the worker died)."""
-        due = self._r.zrangebyscore(self.keys.finishing(), "-inf", _now_ms(), 0, count)
+        due = self._r.zrangebyscore(self.keys.finishing(), "-inf", server_ms(self._r), 0, count)
         return [as_str(rid) for rid in due if isinstance(rid, (bytes, str))]
 
     def wait_for_work(self, timeout_s: float) -> bool:
@@ -225,9 +236,12 @@ class Claimer:
         return self._r.blpop([self.keys.wake()], timeout=timeout_s) is not None
 
     def complete(self, item: Claimed, request_id: str | None, ok: bool, measured_us: int = -1,
-                 now_ms: int | None = None, lease_ms: int = DEFAULT_LEASE_MS) -> Completion:  # fmt: skip
+                 now_ms: int | None = None, lease_ms: int = DEFAULT_LEASE_MS,
+                 dropped: bool = False) -> Completion:  # fmt: skip
         """Acknowledge and delete the entry, settle the tenant's account with the measured
-        worker time (``-1``: not measured, the estimate stands), count it once on its request."""
+        worker time (``-1``: not measured, the estimate stands), count it once on its request.
+        ``dropped``: a cancelled request's segment, never synthesised (not counted as served).
+        ``now_ms`` pins the clock for tests; by default the script reads the server's."""
         k = self.keys
         key_list = [item.stream, k.drr(), k.tenants(), k.depth(), k.active(), k.active_set(), k.wake(),
                     k.served(), k.busy(current_bucket()), k.leases(), k.finishing()]  # fmt: skip
@@ -238,14 +252,14 @@ class Claimer:
             args=[
                 GROUP,
                 item.entry_id,
-                "ok" if ok else "error",
+                "dropped" if dropped else ("ok" if ok else "error"),
                 item.tenant,
                 item.lane,
                 item.cost_us,
                 int(measured_us),
                 item.chars,
                 SCHEDULER.bucket_ttl_s,
-                int(time.time() * 1000) if now_ms is None else now_ms,
+                0 if now_ms is None else now_ms,
                 lease_ms,
             ],
         )

@@ -18,12 +18,11 @@ from broker.scripts import ENQUEUE, script_source
 from broker.segment import presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
 from models.catalog import Catalog, load_catalog
-from shared.connection import client_url
+from shared.connection import client_url, translate
 from shared.errors import (
     ChorusError,
     LaneNotAllowed,
     QueueFull,
-    RedisUnavailable,
     RequestTooLarge,
     TextError,
     UnknownTenant,
@@ -46,6 +45,10 @@ REQUEST_TTL_S = 24 * 3600
 AUDIO_TTL_S = 3600
 """How long an audio stream lives before completion (the worker shortens it at the end)."""
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+MAX_DEADLINE_S = 24 * 3600.0
+ENQUEUE_TRIES = 3
+"""Tries of the enqueue script after a lost connection or a timeout: safe, since the script is
+idempotent by request id (a retry of a call that ran answers success and writes nothing)."""
 INLINE_PREPARE_CHARS = 2000
 """Texts longer than this are segmented off the event loop by :class:`AsyncProducer`."""
 
@@ -108,8 +111,11 @@ def prepare(
     segments = presegmented(list(text)) if isinstance(text, (list, tuple)) else segment_text(text)
     rid = request_id or new_request_id(keys.shard)
     now_ms = int(time.time() * 1000)
-    deadline_ms = int(now_ms + deadline_s * 1000) if deadline_s else 0
-    args: list[Any] = [tenant, rid, spec.name, now_ms, deadline_ms, REQUEST_TTL_S, GROUP, len(segments)]
+    if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s <= MAX_DEADLINE_S):
+        raise ChorusError(f"deadline_s must be within (0, {MAX_DEADLINE_S:.0f}] seconds, got {deadline_s!r}")
+    # relative: the script adds it to the Redis server's clock, so a producer's clock does not matter
+    within_ms = max(1, int(deadline_s * 1000)) if deadline_s else 0
+    args: list[Any] = [tenant, rid, spec.name, now_ms, within_ms, REQUEST_TTL_S, GROUP, len(segments)]
     for seq, seg in enumerate(segments):
         job = SegmentJob(rid, seq, seg.text, spec.name, spec.lang, speed, seg.pause_ms, now_ms)
         args += [_lane_number(priority, seq), max(1, round(weight(seg.text))), encode_segment(job)]
@@ -160,10 +166,11 @@ def parse_refusal(exc: redis.RedisError) -> Refusal | None:
     return None
 
 
-def _translate(exc: redis.RedisError, url: str) -> ChorusError:
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return RedisUnavailable(url, str(exc))
-    return ChorusError(f"enqueue refused by Redis: {exc}")
+def _retryable(exc: redis.RedisError) -> bool:
+    """Whether the call may not have reached the server's answer: the script may or may not have run."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
+        exc, redis.AuthenticationError
+    )
 
 
 async def _async_service_rate(client: aredis.Redis, keys: Keys, tenant: str) -> float:
@@ -186,20 +193,33 @@ class Producer:
     def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            try:
-                self._script(keys=req.keys, args=req.args)
-            except redis.ResponseError as exc:
-                refusal = parse_refusal(exc)
-                if refusal is None:
-                    raise
-                rate = Stats(self._r, self.keys).service_rate(tenant) if refusal.kind == "QUEUEFULL" else None
-                raise refusal.error(tenant, req.segments, rate) from None
-            pipe = self._r.pipeline(transaction=False)
-            pipe.xadd(req.audio_key, {"f": req.header})
-            pipe.expire(req.audio_key, AUDIO_TTL_S)
-            pipe.execute()
+            for attempt in range(1, ENQUEUE_TRIES + 1):
+                try:
+                    self._script(keys=req.keys, args=req.args)
+                    break
+                except redis.ResponseError as exc:
+                    refusal = parse_refusal(exc)
+                    if refusal is None:
+                        raise
+                    rate = Stats(self._r, self.keys).service_rate(tenant) if refusal.kind == "QUEUEFULL" else None
+                    raise refusal.error(tenant, req.segments, rate) from None
+                except redis.RedisError as exc:
+                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
+                        raise
+                    time.sleep(0.05 * attempt)
+            for attempt in range(1, ENQUEUE_TRIES + 1):
+                try:
+                    pipe = self._r.pipeline(transaction=True)
+                    pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
+                    pipe.expire(req.audio_key, AUDIO_TTL_S)
+                    pipe.execute()
+                    break
+                except redis.RedisError as exc:
+                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
+                        raise
+                    time.sleep(0.05 * attempt)
         except redis.RedisError as exc:
-            raise _translate(exc, client_url(self._r)) from exc
+            raise translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)
 
 
@@ -221,18 +241,32 @@ class AsyncProducer:
         else:
             req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            try:
-                await self._script(keys=req.keys, args=req.args)
-            except redis.ResponseError as exc:
-                refusal = parse_refusal(exc)
-                if refusal is None:
-                    raise
-                rate = await _async_service_rate(self._r, self.keys, tenant) if refusal.kind == "QUEUEFULL" else None
-                raise refusal.error(tenant, req.segments, rate) from None
-            pipe = self._r.pipeline(transaction=False)
-            pipe.xadd(req.audio_key, {"f": req.header})
-            pipe.expire(req.audio_key, AUDIO_TTL_S)
-            await pipe.execute()
+            for attempt in range(1, ENQUEUE_TRIES + 1):
+                try:
+                    await self._script(keys=req.keys, args=req.args)
+                    break
+                except redis.ResponseError as exc:
+                    refusal = parse_refusal(exc)
+                    if refusal is None:
+                        raise
+                    queue_full = refusal.kind == "QUEUEFULL"
+                    rate = await _async_service_rate(self._r, self.keys, tenant) if queue_full else None
+                    raise refusal.error(tenant, req.segments, rate) from None
+                except redis.RedisError as exc:
+                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
+                        raise
+                    await asyncio.sleep(0.05 * attempt)
+            for attempt in range(1, ENQUEUE_TRIES + 1):
+                try:
+                    pipe = self._r.pipeline(transaction=True)
+                    pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
+                    pipe.expire(req.audio_key, AUDIO_TTL_S)
+                    await pipe.execute()
+                    break
+                except redis.RedisError as exc:
+                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
+                        raise
+                    await asyncio.sleep(0.05 * attempt)
         except redis.RedisError as exc:
-            raise _translate(exc, client_url(self._r)) from exc
+            raise translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)

@@ -10,10 +10,25 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["ADMIT", "CANCEL", "CLAIM", "COMPLETE", "ENQUEUE", "LEASE", "POLICY", "RECLAIM", "REPAIR", "script_source"]
+__all__ = [
+    "ADMIT",
+    "CANCEL",
+    "CLAIM",
+    "COMPLETE",
+    "ENQUEUE",
+    "FORGET",
+    "HEARTBEAT",
+    "LEASE",
+    "POLICY",
+    "RECLAIM",
+    "REPAIR",
+    "script_source",
+]
 
 ADMIT = "admit"
 ENQUEUE = "enqueue"
+FORGET = "forget"
+HEARTBEAT = "heartbeat"
 CLAIM = "claim"
 COMPLETE = "complete"
 POLICY = "policy"

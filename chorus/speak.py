@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 
+from broker.claim import server_ms
 from broker.producer import Producer
 from gateway.subscriber import Subscriber
 from shared.audio import WavWriter
@@ -50,8 +51,8 @@ class SpeakResult:
 
 
 def live_workers(client: redis.Redis, keys: Keys) -> int:
-    now_ms = int(time.time() * 1000)
-    return int(client.zcount(keys.workers(), now_ms - WORKER_STALE_MS, "+inf"))
+    """Workers with a heartbeat within the last few seconds, by the server's clock (as they beat)."""
+    return int(client.zcount(keys.workers(), server_ms(client) - WORKER_STALE_MS, "+inf"))
 
 
 @contextmanager

@@ -191,6 +191,10 @@ class Gateway:
     async def enqueue(self, tenant: str, body: dict[str, Any]) -> tuple[str, int, int]:
         """Validate (400) and enqueue (429 / 413 / 403 / 503 on refusal): (request id, segments, sample rate)."""
         params = SpeechParams.parse(body)
+        model = body.get("model")
+        if model is not None and model not in OPENAI_MODELS and model not in self.catalog.models:
+            known = ", ".join([*OPENAI_MODELS, *self.catalog.models])
+            raise HttpError(400, f"unknown model {str(model)[:64]!r}; known: {known} (GET /v1/models)", "invalid_model")
         voice = self.voice_for(params.voice, params.text)
         try:
             res = await self.producer.enqueue(params.text, tenant=tenant, voice=voice, priority=params.priority,
@@ -483,8 +487,8 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         try:
-            await gw.r.ping()
-            since = int((time.time() - config.workers_ttl_s) * 1000)
+            seconds, micros = await gw.r.time()  # the server's clock, as the workers' heartbeats
+            since = int(seconds) * 1000 + int(micros) // 1000 - int(config.workers_ttl_s * 1000)
             workers = int(await gw.r.zcount(gw.keys.workers(), since, "+inf"))
         except redis.RedisError as exc:
             return JSONResponse({"status": "unavailable", "redis": str(exc)}, status_code=503)

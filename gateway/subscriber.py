@@ -21,7 +21,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from shared.connection import client_url
+from shared.connection import client_url, is_outage, translate
 from shared.errors import (
     ProtocolError,
     RedisUnavailable,
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 60.0
 BLOCK_MS = 1000
 READ_COUNT = 256
+LOST_CHECK_S = 2.0
+"""A stream quiet this long makes the subscriber check that its request still exists."""
 
 
 class Reorderer:
@@ -105,6 +107,7 @@ class StreamState:
         self.last_progress = time.monotonic()
         self._outage_since: float | None = None
         self._backoff = 0.1
+        self._lost_checked = 0.0
 
     def feed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AudioFrame]:
         ready: list[AudioFrame] = []
@@ -156,14 +159,30 @@ class StreamState:
         has lasted longer than ``timeout_s``.
         """
         now = time.monotonic()
-        if self._outage_since is None:
+        if self._outage_since is None:  # log once per outage, not once per retry
             self._outage_since, self._backoff = now, 0.1
+            log.warning("request %s: redis unavailable (%s); reading on from %s", self.request_id, exc, self.last_id)
         if now - self._outage_since > timeout_s:
             raise RedisUnavailable(url, f"{exc} (for {now - self._outage_since:.1f}s)") from exc
         delay, self._backoff = self._backoff, min(self._backoff * 2, 2.0)
-        log.warning("request %s: redis unavailable (%s); reading on from %s in %.1fs",
-                    self.request_id, exc, self.last_id, delay)  # fmt: skip
         return delay
+
+    def lost_check_due(self) -> bool:
+        """Whether to look for the request itself: no frame for a while (and not since the last look).
+
+        A request whose metadata is gone (a FLUSHALL, a restart without persistence, an
+        eviction) will never end; the listener is told so instead of waiting for its timeout.
+        """
+        now = time.monotonic()
+        if now - self.last_progress < LOST_CHECK_S or now - self._lost_checked < LOST_CHECK_S:
+            return False
+        self._lost_checked = now
+        return True
+
+    def lost(self) -> RequestFailed:
+        return RequestFailed(self.request_id, "request_lost",
+                             "the request is gone from Redis (flushed, evicted, expired or restarted without "
+                             "persistence) and will not finish", None)  # fmt: skip
 
     def reconnected(self) -> None:
         if self._outage_since is not None:
@@ -201,12 +220,16 @@ class Subscriber:
         while not state.finished:
             try:
                 resp = self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
+                if not is_outage(exc):
+                    raise translate(exc, client_url(self._r)) from exc
                 time.sleep(state.outage(exc, client_url(self._r), timeout_s))
                 continue
             state.reconnected()
             yield from state.feed(stream_entries(resp))
             state.check_complete()
+            if not state.finished and state.lost_check_due() and not self._r.exists(keys.request(request_id)):
+                raise state.lost()
             state.check_timeout(timeout_s)
 
 
@@ -230,11 +253,14 @@ class AsyncSubscriber:
     ) -> AsyncIterator[tuple[AudioFrame, str]]:
         """Frames in order from ``state`` on (a fresh one, or one replayed to a position), each with
         the stream position after which reading resumes without a frame twice or missing."""
-        audio = self.keys.for_request(state.request_id).audio(state.request_id)
+        keys = self.keys.for_request(state.request_id)
+        audio, request_key = keys.audio(state.request_id), keys.request(state.request_id)
         while not state.finished:
             try:
                 resp = await self._r.xread({audio: state.last_id}, count=READ_COUNT, block=BLOCK_MS)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
+                if not is_outage(exc):
+                    raise translate(exc, client_url(self._r)) from exc
                 await asyncio.sleep(state.outage(exc, client_url(self._r), timeout_s))
                 continue
             state.reconnected()
@@ -244,4 +270,6 @@ class AsyncSubscriber:
                 if state.error is not None:
                     break
             state.check_complete()
+            if not state.finished and state.lost_check_due() and not await self._r.exists(request_key):
+                raise state.lost()
             state.check_timeout(timeout_s)

@@ -122,6 +122,10 @@ class Keys:
     def wake(self) -> str:
         return f"{self._s}:wake"
 
+    def history(self) -> str:
+        """Capped stream of forgotten tenants' served totals (``tenant last <lane>:n <lane>:us``)."""
+        return f"{self._s}:history"
+
     def sweep_lock(self) -> str:
         """String with an expiry: the worker sweeping the shard's lane streams this period."""
         return f"{self._s}:sweep"

@@ -72,6 +72,10 @@ class WorkerConfig:
     extended; a live worker extends it every third of that."""
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     """Deliveries of a segment before it is dead-lettered with an error frame."""
+    idle_tenant_s: float = field(default_factory=lambda: float(os.environ.get("CHORUS_IDLE_TENANT_S", "600")))
+    """A tenant with nothing queued or in flight for this long is forgotten by the sweep: its empty
+    lane streams, scheduler state and counters go (totals roll up into a capped history); its policy
+    stays. ``$CHORUS_IDLE_TENANT_S``, default 600."""
     sweep_s: float = 30.0
     """How often (at most; one worker per period, by a lock in Redis) the lane streams are scanned
     for entries of idle tenants that the depth counter missed (raw XADDs by a foreign producer)."""
@@ -233,9 +237,12 @@ class Worker:
         self._last_sweep = now
         # one worker per period does it: the lock expires by itself
         if self._r.set(self.keys.sweep_lock(), self.config.name, nx=True, px=int(self.config.sweep_s * 1000)):
-            found = self.claimer.sweep()
+            found, forgotten = self.claimer.sweep(idle_ms=int(self.config.idle_tenant_s * 1000))
             if found:
                 log.warning("found %d queued entries the depth counter missed (raw XADDs); scheduled them", found)
+            if forgotten:
+                log.info("forgot %d idle tenants (nothing queued or in flight for %.0f s)", forgotten,
+                         self.config.idle_tenant_s)  # fmt: skip
 
     def _keep_leases(self) -> None:
         """Extend the leases of the segments this worker holds, every third of the lease."""
@@ -261,11 +268,12 @@ class Worker:
                 "models": self.engine.versions, "model_errors": self.model_errors,
                 "model_failures": self.model_failures}  # fmt: skip
         pipe = self._r.pipeline(transaction=False)
-        pipe.zadd(self.keys.workers(), {self.config.name: int(now * 1000)})
+        # the beat and the liveness window are by the server's clock, not this machine's
+        self.claimer.heartbeat_script(keys=[self.keys.workers()], client=pipe,
+                                      args=[self.config.name, int(3 * self.config.heartbeat_s * 1000)])  # fmt: skip
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
-        pipe.zcount(self.keys.workers(), int((now - 3 * self.config.heartbeat_s) * 1000), "+inf")
         pipe.hgetall(self.keys.models_active())
-        *_, live, active = pipe.execute()
+        live, _, active = pipe.execute()
         self.live_workers = max(1, int(live))
         self._follow_activation({as_str(k): as_str(v) for k, v in active.items()})
 
@@ -369,7 +377,7 @@ class Worker:
             self._error(item, rid, "attempts_exhausted", reason, job.seq)
             return
         if verdict == "cancelled":
-            self._complete(item, rid, ok=True)  # dropped without synthesis
+            self._complete(item, rid, ok=True, dropped=True)  # dropped without synthesis
             return
         if verdict == "expired":
             self._error(item, rid, "deadline_exceeded", "the request's deadline passed", job.seq, dead_letter=False)
@@ -415,12 +423,24 @@ class Worker:
     def _settled(self, started: float) -> None:
         self._settle_us += ((time.perf_counter() - started) * 1e6 - self._settle_us) / 16
 
-    def _complete(self, item: Claimed, rid: str, ok: bool) -> None:
+    def _complete(self, item: Claimed, rid: str, ok: bool, dropped: bool = False) -> None:
         started = time.perf_counter()
-        done = self.claimer.complete(item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000))
+        done = self.claimer.complete(item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000),
+                                     dropped=dropped)  # fmt: skip
         self._settled(started)
         if done.finished:
             self._end(rid, done.segments, done.failed, done.status)
+        elif done.segments < 0:
+            self._lost(rid)
+
+    def _lost(self, rid: str) -> None:
+        """The request's metadata vanished while this segment was served (a FLUSHALL, a restart
+        without persistence, an eviction): end its stream so the listener hears "request lost" now."""
+        log.warning("request %s is gone from Redis; ending its stream", rid)
+        lost = ErrorFrame("request_lost", "the request is gone from Redis (flushed, evicted, expired or restarted "
+                                          "without persistence) and will not finish")  # fmt: skip
+        frames = [encode_frame(lost), encode_frame(EndFrame(1, "error"))]
+        append_frames(self._r, self.keys.audio(rid), frames, self.config.audio_ttl_s)
 
     def _end(self, rid: str, segments: int, failed: int, status: str) -> None:
         """Write the end marker (a cancelled stream has its own already) and let go of the request."""

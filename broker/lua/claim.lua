@@ -18,7 +18,8 @@
 -- back from idle never waits for a busy worker to finish (not work-conserving: R
 -- workers may idle while the ring has work).
 -- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count,
---       5 live workers W, 6 reserve R (0 = work-conserving), 7 now ms, 8 lease ms
+--       5 live workers W, 6 reserve R (0 = work-conserving), 7 now ms (0: the server's clock;
+--       only tests pin it), 8 lease ms
 -- Returns {more, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
 -- more = 1 when the visit budget ran out before the ring did (claim again at once).
 local depth, active, active_set, tenants, drr, fresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -26,6 +27,7 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
 local workers, reserve = num(ARGV[5], 0), num(ARGV[6], 0)
 if reserve >= workers then reserve = workers - 1 end
+local now = now_or(ARGV[7])
 local busy = num(redis.call('HGET', drr, '~f'), 0)
 local warming = num(redis.call('HGET', drr, '~n'), 0) < CFG.ewma
 local rate = scheduler_state(drr)
@@ -132,7 +134,7 @@ while got < want do
       redis.call('HSET', drr, '~f', busy)
       redis.call('HINCRBY', depth, tenant .. ':' .. lane, -1)
       redis.call('HINCRBY', depth, tenant, -1)
-      redis.call('ZADD', KEYS[7], num(ARGV[7], 0) + num(ARGV[8], 0), tenant .. '|' .. lane .. '|' .. entry[1])
+      redis.call('ZADD', KEYS[7], now + num(ARGV[8], 0), tenant .. '|' .. lane .. '|' .. entry[1])
       local n = #out
       out[n + 1] = key
       out[n + 2] = entry[1]

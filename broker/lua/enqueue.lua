@@ -4,16 +4,23 @@
 -- KEYS: 1 request hash, 2 depth hash, 3 active list, 4 active set, 5 wake list,
 --       6 lane stream rt, 7 lane stream interactive, 8 lane stream batch,
 --       9 tenants hash, 10 drr hash, 11 fresh list
--- ARGV: 1 tenant, 2 request id, 3 voice, 4 created ms, 5 deadline ms (0 = none),
+-- ARGV: 1 tenant, 2 request id, 3 voice, 4 sent ms (the producer's clock, informational),
+--       5 deadline in ms from now (0 = none; "now" is the server's clock),
 --       6 metadata ttl s, 7 consumer group, 8 segment count,
 --       then per segment: lane number (1..3), weighted characters, payload
--- Returns the segment count.
+-- Returns the segment count. Idempotent by request id: running it again with the same
+-- arguments (a producer retrying after a timeout, not knowing whether the first call ran)
+-- returns the segment count and writes nothing; the same id with other arguments is refused.
 -- Errors: DUPLICATE, BADARGS, NOTENANT <tenant>, LANE <lane> <allowed,...>,
 --         QUEUEFULL <limit> <queued> <requested>, TOOLARGE <limit> <requested> (the request
 --         alone exceeds the cap: retrying cannot help)
 local tenant = ARGV[1]
 local nseg = tonumber(ARGV[8])
+local sum = redis.sha1hex(table.concat(ARGV, '\0'))
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'sum') == sum then
+    return tonumber(redis.call('HGET', KEYS[1], 'segments'))
+  end
   return redis.error_reply('DUPLICATE request id ' .. ARGV[2])
 end
 if not nseg or nseg < 1 or #ARGV ~= 8 + 3 * nseg then
@@ -46,8 +53,10 @@ if policy.max_queued > 0 and queued + nseg > policy.max_queued then
   return redis.error_reply('QUEUEFULL ' .. policy.max_queued .. ' ' .. queued .. ' ' .. nseg)
 end
 
-redis.call('HSET', KEYS[1], 'tenant', tenant, 'voice', ARGV[3], 'segments', nseg,
-  'created', ARGV[4], 'deadline', ARGV[5], 'status', 'queued', 'done', 0, 'failed', 0)
+local now = server_ms()
+local within = num(ARGV[5], 0)
+redis.call('HSET', KEYS[1], 'tenant', tenant, 'voice', ARGV[3], 'segments', nseg, 'created', now,
+  'deadline', within > 0 and now + within or 0, 'status', 'queued', 'done', 0, 'failed', 0, 'sum', sum)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 
 for i = 1, nseg do

@@ -5,6 +5,20 @@ local DEFAULT_POLICY = cjson.decode([==[__DEFAULT_POLICY__]==])
 local CFG = cjson.decode([==[__SCHEDULER__]==])
 local LANES = {'rt', 'interactive', 'batch'}
 
+-- Milliseconds since the epoch by the Redis server's clock: every lease, deadline and
+-- quantum decision uses it, so a worker or producer with a wrong clock changes nothing.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- ``arg`` when it is a positive number (tests pin the clock this way), else the server's time.
+local function now_or(arg)
+  local n = tonumber(arg)
+  if n and n > 0 then return n end
+  return server_ms()
+end
+
 local function num(v, default)
   local n = tonumber(v)
   if n == nil then return default end
@@ -40,6 +54,7 @@ end
 -- rejoins the ring's tail with at most one quantum, so re-activating fast earns
 -- nothing. A tenant at its in-flight cap is parked.
 local function activate(drr, fresh, active, tenants, tenant)
+  redis.call('HSET', drr, tenant .. ':t', server_ms())
   local policy = policy_of(tenants, tenant)
   local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
   if policy.max_inflight > 0 and inflight >= policy.max_inflight then

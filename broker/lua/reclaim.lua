@@ -4,12 +4,13 @@
 -- The tenant was charged when the segment was first claimed and it still counts as in
 -- flight, so nothing here touches the scheduler: completion settles it as usual.
 -- KEYS: 1 leases zset
--- ARGV: 1 lane stream prefix, 2 group, 3 consumer, 4 now ms, 5 lease ms, 6 max attempts,
+-- ARGV: 1 lane stream prefix, 2 group, 3 consumer, 4 now ms (0: the server's clock), 5 lease ms,
+--       6 max attempts,
 --       7 max count
 -- Returns a flat list per entry: stream key, entry id, field list, tenant, lane, attempt, fate
 -- (fate: 'retry' or 'dead').
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
-local now, lease, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, lease, max_attempts = now_or(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))
 local out = {}
 for _, member in ipairs(due) do
