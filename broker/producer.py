@@ -7,6 +7,7 @@ builds the script's arguments; they differ only in how they talk to Redis.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import redis.asyncio as aredis
 from broker.scripts import ENQUEUE, script_source
 from broker.segment import presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
+from broker.tenants import BUILTIN_DEFAULT, DEFAULT_FIELD, DefaultPolicy, TenantPolicy
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url, translate
 from shared.errors import (
@@ -231,13 +233,47 @@ class AsyncProducer:
         self.keys = keys or Keys()
         self.catalog = catalog or load_catalog()
         self._script = client.register_script(script_source(ENQUEUE))
+        self._long: dict[str, list[Any]] = {}
+        """Per tenant: [lock, callers using it]: long texts are segmented one at a time per tenant."""
+
+    async def _room_for(self, tenant: str) -> None:
+        """QueueFull at once when the tenant's queue is already at its cap (the script checks again, exactly)."""
+        k = self.keys
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(k.depth(), tenant)
+        pipe.hget(k.tenants(), tenant)
+        pipe.hget(k.tenants(), DEFAULT_FIELD)
+        try:
+            queued, own, default = await pipe.execute()
+        except redis.RedisError as exc:
+            raise translate(exc, client_url(self._r)) from exc
+        if own is not None:
+            limit = TenantPolicy.from_dict(json.loads(own)).max_queued
+        else:
+            limit = (BUILTIN_DEFAULT if default is None else DefaultPolicy.from_json(default)).policy.max_queued
+        depth = int(queued or 0)
+        if limit > 0 and depth >= limit:
+            rate = await _async_service_rate(self._r, self.keys, tenant)
+            raise Refusal("QUEUEFULL", [str(limit), str(depth)]).error(tenant, 1, rate)
 
     async def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
-        """As :meth:`Producer.enqueue`; a long text is segmented in a worker thread, never on the event loop."""
+        """As :meth:`Producer.enqueue`. A long text is segmented in a worker thread, never on the event
+        loop, one at a time per tenant, and only once a look at the tenant's queue says it may fit: a
+        tenant flooding long texts into a full queue costs a hash read each, not a segmentation."""
         size = len(text) if isinstance(text, str) else sum(len(t) for t in text if isinstance(t, str))
         if size > INLINE_PREPARE_CHARS:
-            req = await asyncio.to_thread(prepare, text, tenant=tenant, keys=self.keys, catalog=self.catalog,
-                                          **options)  # fmt: skip
+            validate_tenant(tenant)
+            slot = self._long.setdefault(tenant, [asyncio.Lock(), 0])
+            slot[1] += 1
+            try:
+                async with slot[0]:
+                    await self._room_for(tenant)
+                    req = await asyncio.to_thread(prepare, text, tenant=tenant, keys=self.keys,
+                                                  catalog=self.catalog, **options)  # fmt: skip
+            finally:
+                slot[1] -= 1
+                if not slot[1]:
+                    del self._long[tenant]
         else:
             req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:

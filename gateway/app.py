@@ -83,6 +83,8 @@ log = logging.getLogger(__name__)
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 BLOCK_MS = 1000
+AUTH_CACHE_S = 1.0
+AUTH_CACHE_ENTRIES = 10_000
 
 
 @dataclass
@@ -132,6 +134,9 @@ class Gateway:
         self.streams = Slots(lim.max_streams, lim.max_streams_per_tenant, "streams", lim.retry_after_s)
         self.calls = Slots(lim.max_calls, lim.max_calls_per_tenant, "calls", lim.retry_after_s)
         self.producer = AsyncProducer(self.r, keys=self.keys, catalog=self.catalog)
+        self._auth_cache: dict[str, tuple[str | None, float]] = {}
+        """Key digest -> (tenant or None for an unknown key, until when): a flood of calls, valid keys
+        or not, costs one Redis read per key per second; a revocation takes effect within that second."""
         self.subscriber = AsyncSubscriber(self.stream_r, self.keys)
 
     @contextlib.asynccontextmanager
@@ -158,11 +163,20 @@ class Gateway:
             raise HttpError(401, "missing API key: send Authorization: Bearer <key>", "unauthorized",
                             {"WWW-Authenticate": "Bearer"})  # fmt: skip
         digest = key_digest(key)
-        ok = key.startswith(KEY_PREFIX) and len(key) <= 128
-        raw = await self.r.hget(self.keys.api_keys(), digest) if ok else None
-        if raw is None:
+        now = time.monotonic()
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[1] > now:
+            tenant = cached[0]
+        else:
+            ok = key.startswith(KEY_PREFIX) and len(key) <= 128
+            raw = await self.r.hget(self.keys.api_keys(), digest) if ok else None
+            tenant = None if raw is None else str(json.loads(raw)["tenant"])
+            if len(self._auth_cache) >= AUTH_CACHE_ENTRIES:
+                self._auth_cache.clear()
+            self._auth_cache[digest] = (tenant, now + AUTH_CACHE_S)
+        if tenant is None:
             raise HttpError(401, "invalid API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
-        return str(json.loads(raw)["tenant"]), digest
+        return tenant, digest
 
     async def key_valid(self, digest: str | None) -> bool:
         """Whether an API key (by digest) still exists: open WebSockets re-check it (revocation)."""
@@ -343,9 +357,16 @@ def create_app(config: GatewayConfig) -> Starlette:
         return wrapped
 
     def audio_response(keys: Keys, rid: str, tenant: str, fmt: str, out_rate: int | None, sample_rate: int,
-                       keep: bool, started: float | None) -> Response:  # fmt: skip
-        encoder = make_encoder(fmt, sample_rate, out_rate)
-        gw.streams.take(tenant)
+                       keep: bool, started: float | None, held: bool = False) -> Response:  # fmt: skip
+        """Stream the request's audio; takes a stream slot unless the caller ``held`` one already."""
+        try:
+            encoder = make_encoder(fmt, sample_rate, out_rate)
+        except Exception:
+            if held:
+                gw.streams.give(tenant)
+            raise
+        if not held:
+            gw.streams.take(tenant)
 
         async def body() -> AsyncIterator[bytes]:
             finished = False
@@ -376,12 +397,17 @@ def create_app(config: GatewayConfig) -> Starlette:
         async with gw.call(tenant):
             body = await read_json(request, config.max_body_bytes)
             fmt, out_rate = audio_format(body, "mp3")
-            gw.streams.check(tenant)  # refuse (429 / 503) before anything is enqueued
-            started = time.perf_counter()
-            rid, _, sample_rate = await gw.enqueue(tenant, body)
+            gw.streams.take(tenant)  # before anything is enqueued: a refusal (429 / 503) leaves no work behind
+            try:
+                started = time.perf_counter()
+                rid, _, sample_rate = await gw.enqueue(tenant, body)
+            except BaseException:
+                gw.streams.give(tenant)
+                raise
         gw.metrics.requests.labels(endpoint="speech", format=fmt).inc()
         keys = gw.keys.for_request(rid)
-        return audio_response(keys, rid, tenant, fmt, out_rate, sample_rate, _flag(body.get("keep")), started)
+        return audio_response(keys, rid, tenant, fmt, out_rate, sample_rate, _flag(body.get("keep")), started,
+                              held=True)  # fmt: skip
 
     @handler
     async def create_request(request: Request) -> Response:

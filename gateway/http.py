@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from broker.producer import MAX_SPEED, MIN_SPEED, PRIORITIES
@@ -102,11 +102,14 @@ async def read_json(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HttpError(413, f"the body is larger than {max_bytes} bytes", "body_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise HttpError(413, f"the body is larger than {max_bytes} bytes", "body_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise HttpError(413, f"the body is larger than {max_bytes} bytes", "body_too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client gave up mid-upload: nobody reads the answer
+        raise HttpError(400, "the client disconnected before sending the whole body", "client_disconnected") from None
     try:
         body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -128,9 +131,13 @@ def _number(body: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _invalid(f"'{name}' must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise _invalid(f"'{name}' must be a finite number") from None
+    if not math.isfinite(number):
         raise _invalid(f"'{name}' must be a finite number")
-    return float(value)
+    return number
 
 
 def _voice(value: Any) -> str | None:
@@ -154,7 +161,8 @@ def _format(source: Any, default: str) -> tuple[str, int | None]:
     rate = source.get("sample_rate")
     if rate is None or rate == "":
         return fmt, None
-    if isinstance(rate, bool) or not isinstance(rate, (int, str)) or (isinstance(rate, str) and not rate.isdigit()):
+    plain = isinstance(rate, str) and rate.isascii() and rate.isdigit() and len(rate) <= 6
+    if isinstance(rate, bool) or not (isinstance(rate, int) or plain):
         raise _invalid("sample_rate must be an integer (Hz)")
     out_rate = int(rate)
     if not 8000 <= out_rate <= 48000:
@@ -199,6 +207,6 @@ class SpeechParams:
 
 def stream_position(value: str) -> str:
     """A Last-Event-ID (an audio stream position ``<ms>-<seq>``); 400 for anything else."""
-    if not _POSITION_RE.match(value):
+    if not _POSITION_RE.fullmatch(value) or any(int(part) >= 2**64 for part in value.split("-")):
         raise _invalid("Last-Event-ID must be an event id this server sent (<ms>-<seq>)")
     return value

@@ -59,15 +59,16 @@ def paced_engine(chunks: int, chunk_s: float) -> Engine:
                   frontends={"zh": _Identity("zh"), "en": _Identity("en")})  # fmt: skip
 
 
-def run_paced_worker(url: str, name: str, chunks: int, chunk_s: float, lease_s: float) -> None:
-    """Process target: a real Worker over ``url`` with a paced backend; SIGTERM stops it gracefully."""
+def run_paced_worker(url: str, name: str, chunks: int, chunk_s: float, lease_s: float, reserve: int = 0) -> None:
+    """Process target: a real Worker over ``url`` with a paced backend; SIGTERM stops it gracefully.
+    ``reserve``: workers kept for tenants back from idle (see :class:`~workers.worker.WorkerConfig`)."""
     import signal
 
     from shared.config import RedisSettings
     from shared.connection import sync_client
     from workers.worker import Worker, WorkerConfig
 
-    config = WorkerConfig(name=name, lease_s=lease_s, idle_wait_s=0.2, heartbeat_s=0.2)
+    config = WorkerConfig(name=name, lease_s=lease_s, idle_wait_s=0.2, heartbeat_s=0.2, reserve=reserve)
     worker = Worker(sync_client(RedisSettings.from_dsn(url)), paced_engine(chunks, chunk_s), config=config)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     worker.run()
