@@ -572,6 +572,38 @@ def test_origin_allow_list(gw: Gw) -> None:
         ws.ping().wait(5)
 
 
+@pytest.mark.parametrize("path,method", [("/v1/audio/speech", "POST"), ("/v1/requests", "POST"),
+                                         ("/v1/models", "GET"), ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA/audio", "GET"),
+                                         ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA", "DELETE")])  # fmt: skip
+def test_preflight_is_answered_on_every_api_route(gw: Gw, path: str, method: str) -> None:
+    asks = {"Access-Control-Request-Method": method, "Access-Control-Request-Headers": "authorization, content-type"}
+    ok = gw.http.options(f"{gw.base}{path}", headers={"Origin": ORIGIN, **asks})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN, ok.text
+    assert method in ok.headers["access-control-allow-methods"]
+    other = gw.http.options(f"{gw.base}{path}", headers={"Origin": EVIL, **asks})
+    assert "access-control-allow-origin" not in other.headers, "other origins get no allow header"
+
+
+def test_a_page_on_the_allowed_origin_can_read_the_request_id_and_rate(gw: Gw) -> None:
+    body = {"input": TWO, "voice": "jm_kumo", "response_format": "pcm"}
+    with gw.http.stream("POST", f"{gw.base}/v1/audio/speech", json=body,
+                        headers={**_auth(gw.a), "Origin": ORIGIN}) as resp:  # fmt: skip
+        exposed = {h.strip().lower() for h in resp.headers["access-control-expose-headers"].split(",")}
+        rid = resp.headers["x-request-id"]
+    assert {"x-request-id", "x-sample-rate"} <= exposed
+    _cancel(gw, gw.a, rid)
+
+
+def test_unknown_model_is_a_400_and_an_empty_voice_means_not_given(gw: Gw) -> None:
+    url, h = f"{gw.base}/v1/requests", _auth(gw.a)
+    _error(gw.http.post(url, json={"input": TWO, "model": "whisper-1"}, headers=h), 400, "invalid_model")
+    made = gw.http.post(url, json={"input": "Hello there.", "voice": "", "model": "tts-1"}, headers=h)
+    assert made.status_code == 202, made.text
+    voice = gw.r.hget(Keys().request(made.json()["id"]), "voice")
+    assert voice == b"en_joe", "English text with no voice gets the English default, not the Mandarin one"
+    _cancel(gw, gw.a, made.json()["id"])
+
+
 # -- 8. operations endpoints ---------------------------------------------------------------
 
 
