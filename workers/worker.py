@@ -143,6 +143,8 @@ class Worker:
         self.served = 0
         self.failed = 0
         self.errors = 0
+        self.outages = 0
+        """Episodes of Redis errors the serving loop backed off from (each logged once)."""
         """Unexpected errors caught by the serving loop (each is logged with its traceback)."""
         self._last_beat = 0.0
         self._t0 = 0.0
@@ -183,6 +185,7 @@ class Worker:
                 # worker holds is reclaimed by lease if it does not come back in time
                 reason = f"{type(exc).__name__}: {exc}"
                 if episode is None:
+                    self.outages += 1
                     log.warning("redis unavailable (%s); retrying with backoff", reason)
                 episode = reason
                 self.stop_event.wait(backoff)

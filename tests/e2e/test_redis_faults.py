@@ -290,3 +290,27 @@ def test_a_thousand_one_off_tenants_are_drained_to_nothing(r: redis.Redis, keys:
     while worker.run_once():
         pass
     assert r.hget(keys.request(again.request_id), "status") == b"done"
+
+
+def test_the_acl_users_of_docs_operations_are_enough_for_each_role(redis_url: str, r: redis.Redis) -> None:
+    """The ACL lines operators copy from docs/OPERATIONS.md: a worker, a producer and a listener run with them."""
+    lines = [ln for ln in (ROOT / "docs" / "OPERATIONS.md").read_text().splitlines() if ln.startswith("user chorus-")]
+    assert len(lines) == 3
+    port = r.connection_pool.connection_kwargs["port"]
+    users = {}
+    try:
+        for line in lines:
+            _, name, *rules = line.replace(">PASSWORD", ">secret").split()
+            r.execute_command("ACL", "SETUSER", name, "reset", *rules)
+            users[name] = f"redis://{name}:secret@127.0.0.1:{port}/0"
+        assert check_eviction(sync_client(RedisSettings.from_dsn(users["chorus-worker"]))) == "noeviction"
+        with running_worker(users["chorus-worker"]) as worker:
+            producer = sync_client(RedisSettings.from_dsn(users["chorus-producer"]))
+            res = Producer(producer).enqueue("你好", tenant="acme")
+            assert len(list(Subscriber(producer).frames(res.request_id, timeout_s=20))) > 0
+            assert worker.errors == 0 and worker.outages == 0, "no command of the worker was refused"
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            sync_client(RedisSettings.from_dsn(users["chorus-producer"])).flushall()
+    finally:
+        for name in users:
+            r.execute_command("ACL", "DELUSER", name)
