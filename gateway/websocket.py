@@ -44,10 +44,12 @@ log = logging.getLogger(__name__)
 async def serve_websocket(gw: Gateway, ws: WebSocket) -> None:
     try:
         tenant, digest = await gw.authenticate(ws)
-    except HttpError as exc:
+    except HttpError as exc:  # accepted first: a browser can read a close code, not a refused handshake
+        await ws.accept()
         await ws.close(code=4401, reason=exc.message[:120])
         return
     except redis.RedisError:
+        await ws.accept()
         await ws.close(code=1013, reason="the queue is unavailable; retry shortly")
         return
     try:

@@ -506,6 +506,12 @@ def test_websocket_bad_messages_close_with_a_code(gw: Gw, message: str | bytes, 
         assert _close_code(ws) == code
 
 
+@pytest.mark.parametrize("key", ["", "ck_not-a-key"])
+def test_websocket_without_a_valid_key_closes_4401(gw: Gw, key: str) -> None:
+    with connect(gw.ws(key), open_timeout=5) as ws:
+        assert _close_code(ws) == 4401
+
+
 def test_websocket_closes_4401_when_its_key_is_revoked(gw: Gw) -> None:
     key, key_id = gw.key("erin")
     with _ws_connect(gw, key) as ws:
