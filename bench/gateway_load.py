@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 
 from bench.common import pct, start_null_workers
 from broker.producer import AsyncProducer
+from chorus.launch import start_gateway
 from gateway.subscriber import AsyncSubscriber
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
@@ -102,19 +99,8 @@ def main() -> None:
     with EmbeddedRedis() as server:
         r = sync_client(RedisSettings.from_dsn(server.url))
         procs = start_null_workers(server.url, args.workers, claim=4)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "CHORUS_REDIS_URL": server.url}
-        gw = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--no-auth", "--port", str(port)], env=env)
-        base = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        gateway = start_gateway(server.url, "--no-auth", workers=args.workers)
+        gw, base = gateway.proc, gateway.base
         idle_mb = _rss_mb(gw.pid)
         version = r.info()["redis_version"]
         print(f"redis-server {version}; {args.workers} null workers; gateway RSS idle {idle_mb:.0f} MB")
@@ -127,8 +113,7 @@ def main() -> None:
             d50, d99, g50, g99 = pct(d_ttfa, 50), pct(d_ttfa, 99), pct(g_ttfa, 50), pct(g_ttfa, 99)
             print(f"{c:>8} {d50:>8.2f} / {d99:>7.2f} {g50:>9.2f} / {g99:>7.2f} {g50 - d50:>8.2f} / {g99 - d99:>6.2f} "
                   f"{frames / elapsed:>9,.0f} {_rss_mb(gw.pid):>9.0f} MB")  # fmt: skip
-        gw.terminate()
-        gw.wait(10)
+        gateway.stop()
         for p in procs:
             p.terminate()
 

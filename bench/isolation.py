@@ -42,11 +42,8 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -61,6 +58,7 @@ import websockets
 from bench.common import pct
 from broker.scripts import ENQUEUE, script_source
 from broker.tenants import TenantPolicy, Tenants
+from chorus.launch import start_gateway
 from gateway.auth import ApiKeys
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
@@ -440,21 +438,8 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 # -- the run -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _p(ms: list[float], p: float) -> float:
     return pct(ms, p) if ms else float("nan")
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 def _stop_all(procs: Sequence[mp.process.BaseProcess]) -> None:
@@ -470,7 +455,7 @@ def _stop_all(procs: Sequence[mp.process.BaseProcess]) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    with EmbeddedRedis() as server, tempfile.TemporaryFile() as gw_log, contextlib.ExitStack() as cleanup:
+    with EmbeddedRedis() as server, contextlib.ExitStack() as cleanup:
         r = sync_client(RedisSettings.from_dsn(server.url))
         keys = Keys()
         Tenants(r).set("mallory", TenantPolicy(max_queued=args.max_queued))
@@ -481,22 +466,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in workers:
             p.start()
         cleanup.callback(_stop_all, workers)
-        port = _free_port()
-        env = {**os.environ, "CHORUS_REDIS_URL": server.url}
-        gw = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=gw_log)  # fmt: skip
-        cleanup.callback(_kill, gw)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").json().get("workers", 0) >= args.workers:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or gw.poll() is not None:
-                raise SystemExit("the gateway or the workers did not come up")
-            time.sleep(0.1)
+        gateway = start_gateway(server.url, workers=args.workers, deadline_s=60)
+        gw, base = gateway.proc, gateway.base
+        cleanup.callback(gateway.stop)
         procs = {
             "gateway": psutil.Process(gw.pid),
             "bench (B)": psutil.Process(),
@@ -558,8 +530,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             gateway_stop = "still running 15 s after SIGTERM: killed"
         _stop_all(workers)
-        gw_log.seek(0)
-        log = gw_log.read().decode("utf-8", "replace")
+        log = gateway.log_text()
         if args.gateway_log:
             with open(args.gateway_log, "w", encoding="utf-8") as f:
                 f.write(log)

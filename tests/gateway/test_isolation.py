@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from broker.tenants import TenantPolicy, Tenants
+from chorus.launch import free_port, start_gateway
 from gateway.auth import ApiKeys
 from gateway.encode import supported_rates
 from shared.keys import Keys
@@ -73,12 +72,6 @@ def _record(resp: httpx.Response) -> None:
     SEEN.append((resp.status_code, f"{resp.request.method} {resp.request.url.path}", code))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Gw:
     base: str
@@ -106,38 +99,23 @@ def gw(redis_server: object) -> Iterator[Gw]:
                for i in range(2)]  # fmt: skip
     for w in workers:
         w.start()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CHORUS_CORS_ORIGINS"}
-    env.update({"CHORUS_REDIS_URL": url, "CHORUS_METRICS_TOKEN": METRICS_TOKEN,
+    env = {"CHORUS_CORS_ORIGINS": ""}  # only --cors-origin below
+    env.update({"CHORUS_METRICS_TOKEN": METRICS_TOKEN,
                 "CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT": str(STREAMS_PER_TENANT),
                 "CHORUS_GATEWAY_MAX_STREAMS": str(STREAMS),
                 "CHORUS_GATEWAY_MAX_CALLS_PER_TENANT": str(CALLS_PER_TENANT),
                 "CHORUS_GATEWAY_MAX_CALLS": str(CALLS)})  # fmt: skip
-    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would block the gateway once full
-    proc = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--port", str(port), "--cors-origin", ORIGIN],
-                            env=env, stderr=log, text=True, cwd=ROOT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    gateway = start_gateway(url, "--cors-origin", ORIGIN, env=env, workers=2, cwd=ROOT)
+    base = gateway.base
     http = httpx.Client(timeout=15, event_hooks={"response": [_record]})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.seek(0) or log.read()
-            assert time.monotonic() < deadline, "gateway or workers did not get ready"
-            time.sleep(0.1)
         api = ApiKeys(r)
         key_a, _ = api.add("alice", "isolation")
         key_b, _ = api.add("bob", "isolation")
         yield Gw(base, r, http, key_a, key_b)
     finally:
         http.close()
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        gateway.stop()
         for w in workers:
             w.kill()
             w.join(10)
@@ -633,7 +611,7 @@ def test_metrics_token_and_json_404_405(gw: Gw) -> None:
 def test_no_auth_refuses_a_public_bind(gw: Gw, redis_server: object) -> None:
     env = {**os.environ, "CHORUS_REDIS_URL": redis_server.url}  # type: ignore[attr-defined]
     res = subprocess.run([sys.executable, "-m", "chorus", "gateway", "--no-auth", "--host", "0.0.0.0",
-                          "--port", str(_free_port())], env=env, cwd=ROOT, capture_output=True, text=True,
+                          "--port", str(free_port())], env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=20)  # fmt: skip
     assert res.returncode != 0 and "loopback" in res.stderr, (res.returncode, res.stderr)
 
