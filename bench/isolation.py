@@ -294,6 +294,8 @@ async def _attack(cfg: Attack, stop: Any, ready: Any, results: Any, alice_ids: A
                     tally.ws_close[str(ws.close_code)] += 1
                 except websockets.ConnectionClosed as exc:
                     tally.ws_close[str(exc.rcvd.code if exc.rcvd else None)] += 1
+                except websockets.InvalidStatus as exc:  # refused at the handshake (HTTP 429 / 503)
+                    tally.ws_close[f"HTTP {exc.response.status_code}"] += 1
                 except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
                     tally.errors[f"ws {type(exc).__name__}"] += 1
                 await asyncio.sleep(cfg.retry_s)

@@ -8,10 +8,12 @@ PCM16 little-endian mono audio at the header's ``sample_rate``.
 A request sent while another streams waits in a small per-socket queue
 (:attr:`~gateway.app.GatewayConfig.ws_queue`) and is served in order; a full
 queue answers an ``error`` event (code ``ws_queue_full``). The socket holds one
-of its tenant's stream slots while open. Close codes: 1003 a binary message,
-1007 a message that is not a JSON object, 1009 one over the body limit, 4401 no
-or a revoked API key (re-checked every ``key_recheck_s``), 4429 the tenant's
-stream limit, 1013 the gateway's. Closing the socket cancels the request being
+of its tenant's stream slots while open; over the tenant's limit (or the
+gateway's) the handshake is refused with HTTP 429 (503) and ``Retry-After``
+where the server supports denial responses (uvicorn does), else the socket
+closes with 4429 (1013). Close codes: 1003 a binary message, 1007 a message
+that is not a JSON object, 1009 one over the body limit, 4401 no or a revoked
+API key (re-checked every ``key_recheck_s``). Closing the socket cancels the request being
 streamed.
 """
 
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.http import MAX_JSON_DEPTH, HttpError, http_error, json_depth
+from gateway.http import MAX_JSON_DEPTH, HttpError, error_response, http_error, json_depth
 from gateway.subscriber import StreamState
 from shared.errors import ChorusError, RequestCancelled, RequestFailed
 from shared.keys import Keys
@@ -55,6 +57,11 @@ async def serve_websocket(gw: Gateway, ws: WebSocket) -> None:
     try:
         gw.streams.take(tenant)
     except HttpError as exc:
+        # refused at the handshake with the HTTP answer (429 / 503 and Retry-After) where the server
+        # supports denial responses: a refusal then costs no upgrade and no close handshake
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(error_response(exc))
+            return
         await ws.accept()
         await ws.close(code=4429 if exc.status == 429 else 1013, reason=exc.message[:120])
         return

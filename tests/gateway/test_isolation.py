@@ -335,8 +335,11 @@ def test_websockets_count_as_streams(gw: Gw) -> None:
     with ExitStack() as held:
         for _ in range(STREAMS_PER_TENANT):
             held.enter_context(_ws_connect(gw, gw.a))  # the slot is taken before the handshake completes
-        with _ws_connect(gw, gw.a) as extra:
-            assert _close_code(extra) == 4429
+        with pytest.raises(InvalidStatus) as refused:  # refused at the handshake, as an HTTP 429
+            _ws_connect(gw, gw.a)
+        assert refused.value.response.status_code == 429
+        assert int(refused.value.response.headers["Retry-After"]) >= 1
+        assert b"too_many_streams" in refused.value.response.body
         over = _probe(gw, f"{gw.base}/v1/models", _auth(gw.a))  # calls are not streams: still served
         assert over.status_code == 200
         with _ws_connect(gw, gw.b) as ws:
