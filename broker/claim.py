@@ -170,7 +170,7 @@ class Claimer:
         The verdict is one of :data:`ADMITTED` (the entry owns segment ``seq``) or a key of
         :data:`REJECTIONS`. Raises :class:`~shared.errors.RequestNotFound` for an id of another shard.
         """
-        verdict, segments = self._admit(keys=[self.keys.request(request_id)], args=[item.tenant, seq, item.entry_id])
+        verdict, segments = self._admit(keys=[self.keys.request(request_id)], args=[item.tenant, seq, item.lease_member])
         return as_str(verdict), int(segments)
 
     def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0,

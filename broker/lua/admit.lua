@@ -3,9 +3,11 @@
 -- stream, count twice on a request or recreate a stream without an expiry.
 -- The first entry admitted for a (request, seq) owns it (field o:<seq> of the request
 -- hash, which expires with it); a later entry for the same seq is a duplicate. A
--- reclaimed delivery of the owning entry is admitted again.
+-- reclaimed delivery of the owning entry is admitted again. Entries are named
+-- <tenant>|<lane>|<entry id>: ids are unique per stream only, so an entry of another
+-- lane with the same id is another entry.
 -- KEYS: 1 request hash
--- ARGV: 1 tenant of the lane stream the entry came from, 2 seq, 3 entry id
+-- ARGV: 1 tenant of the lane stream the entry came from, 2 seq, 3 the entry's name
 -- Returns {verdict, segments}. Verdicts that reject the entry (dead letter, nothing
 -- written to the request): 'unknown' (no such request), 'tenant' (the request belongs to
 -- another tenant), 'range' (seq >= the request's segment count), 'finished' (the request
