@@ -170,7 +170,9 @@ class Claimer:
         The verdict is one of :data:`ADMITTED` (the entry owns segment ``seq``) or a key of
         :data:`REJECTIONS`. Raises :class:`~shared.errors.RequestNotFound` for an id of another shard.
         """
-        verdict, segments = self._admit(keys=[self.keys.request(request_id)], args=[item.tenant, seq, item.lease_member])
+        verdict, segments = self._admit(
+            keys=[self.keys.request(request_id)], args=[item.tenant, seq, item.lease_member]
+        )
         return as_str(verdict), int(segments)
 
     def claim(self, consumer: str, count: int = 1, *, workers: int = 1, reserve: int = 0,
@@ -237,10 +239,13 @@ class Claimer:
 
     def complete(self, item: Claimed, request_id: str | None, ok: bool, measured_us: int = -1,
                  now_ms: int | None = None, lease_ms: int = DEFAULT_LEASE_MS,
-                 dropped: bool = False) -> Completion:  # fmt: skip
+                 dropped: bool = False, chars: int | None = None) -> Completion:  # fmt: skip
         """Acknowledge and delete the entry, settle the tenant's account with the measured
         worker time (``-1``: not measured, the estimate stands), count it once on its request.
         ``dropped``: a cancelled request's segment, never synthesised (not counted as served).
+        ``chars``: the weighted characters the measured time was spent on, which updates the shared
+        cost rate (the worker counts them itself; 0: no sample). None takes the entry's own ``c``
+        field, which a producer declares (tests).
         ``now_ms`` pins the clock for tests; by default the script reads the server's."""
         k = self.keys
         key_list = [item.stream, k.drr(), k.tenants(), k.depth(), k.active(), k.active_set(), k.wake(),
@@ -257,7 +262,7 @@ class Claimer:
                 item.lane,
                 item.cost_us,
                 int(measured_us),
-                item.chars,
+                item.chars if chars is None else chars,
                 SCHEDULER.bucket_ttl_s,
                 0 if now_ms is None else now_ms,
                 lease_ms,
@@ -286,4 +291,4 @@ class Claimer:
     def dead_letter(self, item: Claimed, reason: str, consumer: str, measured_us: int = -1) -> None:
         """Move an entry that belongs to no known request to the dead-letter stream."""
         self.dead_letter_record(item, reason, consumer)
-        self.complete(item, None, ok=False, measured_us=measured_us)
+        self.complete(item, None, ok=False, measured_us=measured_us, chars=0)

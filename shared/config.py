@@ -58,7 +58,7 @@ class RedisSettings:
     """Timeout of opening a connection."""
 
     def __post_init__(self) -> None:
-        if not _PREFIX_RE.match(self.prefix):
+        if not _PREFIX_RE.fullmatch(self.prefix):
             raise ConfigError(f"key prefix {self.prefix!r} must match {_PREFIX_RE.pattern}")
         self.options()  # validate now, not at the first command
 

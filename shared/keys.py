@@ -37,7 +37,7 @@ _REQUEST_RE = re.compile(r"^([a-z0-9]{1,8})\.([A-Za-z0-9_-]{22})$")
 
 
 def validate_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
         raise UnknownTenant(str(tenant), f"tenant names match {_TENANT_RE.pattern}")
     return tenant
 
@@ -48,7 +48,7 @@ def new_request_id(shard: str = DEFAULT_SHARD) -> str:
 
 
 def shard_of(request_id: str) -> str:
-    m = _REQUEST_RE.match(request_id) if isinstance(request_id, str) else None
+    m = _REQUEST_RE.fullmatch(request_id) if isinstance(request_id, str) else None
     if not m:
         raise RequestNotFound(str(request_id))
     return m.group(1)
@@ -62,7 +62,7 @@ class Keys:
     shard: str = DEFAULT_SHARD
 
     def __post_init__(self) -> None:
-        if not _SHARD_RE.match(self.shard):
+        if not _SHARD_RE.fullmatch(self.shard):
             raise ValueError(f"shard {self.shard!r} must match {_SHARD_RE.pattern}")
 
     @property

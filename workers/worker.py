@@ -22,6 +22,7 @@ import numpy as np
 import redis
 
 from broker.claim import ADMITTED, DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, REJECTIONS, Claimed, Claimer
+from broker.segment import weight
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.errors import ChorusError, ProtocolError, RequestNotFound
@@ -397,7 +398,7 @@ class Worker:
             self._error(item, rid, "synthesis_failed", f"{type(exc).__name__}: {exc}", job.seq)
             return
         self.served += 1
-        self._complete(item, rid, ok=True)
+        self._complete(item, rid, ok=True, chars=max(1, round(weight(job.text))))
 
     def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
         sr = self.engine.sample_rate(job.voice)
@@ -426,10 +427,12 @@ class Worker:
     def _settled(self, started: float) -> None:
         self._settle_us += ((time.perf_counter() - started) * 1e6 - self._settle_us) / 16
 
-    def _complete(self, item: Claimed, rid: str, ok: bool, dropped: bool = False) -> None:
+    def _complete(self, item: Claimed, rid: str, ok: bool, dropped: bool = False, chars: int = 0) -> None:
+        """Settle the entry; ``chars`` (counted here from the text, never the producer's ``c``) makes the
+        measured time a sample of the shared cost rate; 0 for anything not synthesised in full."""
         started = time.perf_counter()
         done = self.claimer.complete(item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000),
-                                     dropped=dropped)  # fmt: skip
+                                     dropped=dropped, chars=chars)  # fmt: skip
         self._settled(started)
         if done.finished:
             self._end(rid, done.segments, done.failed, done.status)

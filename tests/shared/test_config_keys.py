@@ -47,6 +47,16 @@ def test_keys_share_the_shard_hash_tag() -> None:
     assert k.audio(rid) == f"chorus:{{r:{rid}}}:audio"
 
 
+def test_a_trailing_newline_is_not_a_valid_name() -> None:
+    """``$`` in a regex matches before a final newline: names are checked with fullmatch."""
+    with pytest.raises(UnknownTenant):
+        validate_tenant("acme\n")
+    with pytest.raises(RequestNotFound):
+        shard_of(new_request_id() + "\n")
+    with pytest.raises(ConfigError):
+        RedisSettings.from_dsn("redis://127.0.0.1:6379/0", prefix="chorus\n")
+
+
 def test_tenant_names_are_validated() -> None:
     assert validate_tenant("acme-1.prod") == "acme-1.prod"
     for bad in ("", "a:b", "x" * 65, "{s0}", "空"):
