@@ -195,3 +195,16 @@ def test_entries_of_an_idle_tenant_written_without_the_script_are_found_by_the_s
     assert {f.segment for f in frames if isinstance(f, AudioFrame)} == {0, 1}
     assert isinstance(frames[-1], EndFrame) and frames[-1].segments == 2
     assert r.ttl(keys.sweep_lock()) > 0, "the sweep lock expires by itself"
+
+
+def test_a_cancelled_requests_dropped_segments_are_not_counted_as_served(r: redis.Redis, keys: Keys,
+                                                                         worker: Worker) -> None:  # fmt: skip
+    from broker.cancel import cancel
+    from broker.stats import Stats
+
+    res = Producer(r).enqueue(["你好", "世界", "再见"], tenant="acme")
+    assert cancel(r, res.request_id)
+    _drain(worker)
+    [acme] = Stats(r, keys).snapshot(["acme"])
+    assert sum(lane.served for lane in acme.lanes.values()) == 0, "nothing was synthesised"
+    assert r.hget(keys.request(res.request_id), "done") == b"3", "yet every segment is settled"
