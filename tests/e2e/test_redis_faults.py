@@ -107,7 +107,8 @@ def test_a_worker_pointed_at_a_replica_backs_off_until_it_is_a_primary_again(own
         time.sleep(0.5)
         r.replicaof("NO", "ONE")
         assert heard(url) == 1, "the same worker serves once it is a primary again"
-        assert worker.errors == 0
+        assert worker.errors == 0 and worker.outages >= 1
+    assert keys_without_ttl(r) == []
 
 
 def test_a_long_script_blocking_the_server_is_an_outage(own_server: EmbeddedRedis) -> None:
@@ -126,6 +127,7 @@ def test_a_long_script_blocking_the_server_is_an_outage(own_server: EmbeddedRedi
         assert info.value.code == "BUSY"
         blocker.join(10)
         assert heard(url) == 1 and worker.errors == 0
+    assert keys_without_ttl(r) == []
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru"])
