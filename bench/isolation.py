@@ -500,6 +500,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not ready.wait(120):
             raise SystemExit("the attacker did not start")
         procs["attacker"] = psutil.Process(attacker.pid)
+        if args.attacker_nice:  # the attacker's own CPU is not the service's when it runs elsewhere
+            procs["attacker"].nice(args.attacker_nice)
         cpu0 = cpu_seconds(procs)
         t0 = time.monotonic()
         probe.take()
@@ -665,6 +667,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument(
+        "--attacker-nice",
+        type=int,
+        default=0,
+        help="scheduling niceness of A's client process (19 models an attacker on other machines: "
+        "its CPU does not compete with the gateway's on this box); default 0",
+    )
     ap.add_argument(
         "--reserve",
         type=int,
