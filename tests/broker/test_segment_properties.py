@@ -48,3 +48,17 @@ def test_segmenter_never_crashes_and_loses_nothing(text: str) -> None:
         assert 0 <= s.pause_ms <= MAX_PAUSE_MS
     expected = _visible(BREAK_RE.sub(" ", unicodedata.normalize("NFC", text)))
     assert _visible("".join(s.text for s in segments)) == expected, "every visible character, once, in order"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(pieces, max_size=12).map("".join))
+def test_the_producers_segment_lower_bound_never_exceeds_the_count(text: str) -> None:
+    """The gateway refuses a long text that cannot fit a tenant's queue by this bound, before segmenting
+    it: a bound above the real count would refuse a text that fits."""
+    from broker.producer import min_segments
+
+    try:
+        segments = segment_text(text)
+    except TextError:
+        return
+    assert min_segments(text) <= len(segments)
