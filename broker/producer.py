@@ -77,13 +77,15 @@ class PreparedRequest:
 
 
 _NOT_ALNUM = re.compile(r"[\W_]")
+_WIDE_ALNUM = re.compile(r"[^\W_\x00-\u2e7f]")
+"""Letters and digits from U+2E80 on (CJK and beyond): they weigh 1, the others 0.4."""
 
 
 def min_segments(text: str | list[str]) -> int:
     """A lower bound of the segments :func:`prepare` makes of ``text`` (0 when it cannot tell cheaply).
 
-    Every letter or digit weighs at least 0.4 and a segment holds at most ``MAX_CHARS`` (100)
-    weighted characters; markup (``<break …/>``) has letters that are not spoken, so text with
+    A letter or digit from U+2E80 on (CJK) weighs 1, any other 0.4, and a segment holds at most
+    ``MAX_CHARS`` (100) weighted characters; markup (``<break …/>``) has letters that are not spoken, so text with
     ``<`` is not judged. A C-speed regex scan: a millisecond for 64 KB.
     """
     if not isinstance(text, str):
@@ -91,7 +93,8 @@ def min_segments(text: str | list[str]) -> int:
     if "<" in text:
         return 0
     letters = len(text) - len(_NOT_ALNUM.findall(text))
-    return math.ceil(letters * 2 / 5 / MAX_CHARS) if letters else 0
+    wide = len(_WIDE_ALNUM.findall(text)) if letters else 0
+    return math.ceil(((letters - wide) * 2 + wide * 5) / 5 / MAX_CHARS)
 
 
 def _lane_number(priority: str, seq: int) -> int:
