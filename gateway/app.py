@@ -424,6 +424,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def request_audio(request: Request) -> Response:
         tenant = await gw.tenant(request)
         rid = request.path_params["rid"]
+        if request.method != "HEAD":
+            gw.streams.check(tenant)  # a refusal (429 / 503) costs no Redis call
         async with gw.call(tenant):
             keys = await gw.owned(tenant, rid)
             fmt, out_rate = audio_format(request.query_params, "wav")
@@ -442,6 +444,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         tenant = await gw.tenant(request)
         rid = request.path_params["rid"]
         resume = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        if request.method != "HEAD":
+            gw.streams.check(tenant)  # a refusal (429 / 503) costs no Redis call
         async with gw.call(tenant):
             keys = await gw.owned(tenant, rid)
             state = await gw.replay(keys, rid, stream_position(resume)) if resume else StreamState(rid)
