@@ -82,7 +82,6 @@ __all__ = ["GatewayConfig", "create_app", "create_metrics_app"]
 log = logging.getLogger(__name__)
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-BLOCK_MS = 1000
 AUTH_CACHE_S = 1.0
 AUTH_CACHE_ENTRIES = 10_000
 
