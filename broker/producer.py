@@ -25,6 +25,7 @@ from models.catalog import Catalog, load_catalog
 from shared.connection import client_url, translate
 from shared.errors import (
     ChorusError,
+    InvalidRequest,
     LaneNotAllowed,
     QueueFull,
     RequestTooLarge,
@@ -125,9 +126,9 @@ def prepare(
     spec = catalog.voice(voice)
     model = catalog.models[spec.model]
     if priority not in PRIORITIES:
-        raise ChorusError(f"priority must be one of {PRIORITIES}, got {priority!r}")
+        raise InvalidRequest("priority", f"must be one of {PRIORITIES}, got {priority!r}")
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise ChorusError(f"speed must be within [{MIN_SPEED}, {MAX_SPEED}], got {speed}")
+        raise InvalidRequest("speed", f"must be within [{MIN_SPEED}, {MAX_SPEED}], got {speed}")
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -137,7 +138,7 @@ def prepare(
     rid = request_id or new_request_id(keys.shard)
     now_ms = int(time.time() * 1000)
     if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s <= MAX_DEADLINE_S):
-        raise ChorusError(f"deadline_s must be within (0, {MAX_DEADLINE_S:.0f}] seconds, got {deadline_s!r}")
+        raise InvalidRequest("deadline_s", f"must be within (0, {MAX_DEADLINE_S:.0f}] seconds, got {deadline_s!r}")
     # relative: the script adds it to the Redis server's clock, so a producer's clock does not matter
     within_ms = max(1, int(deadline_s * 1000)) if deadline_s else 0
     args: list[Any] = [tenant, rid, spec.name, now_ms, within_ms, REQUEST_TTL_S, GROUP, len(segments)]

@@ -15,11 +15,9 @@ import redis
 
 from shared.config import RedisSettings
 from shared.connection import check_eviction, sync_client, translate
-from shared.errors import ChorusError, ConfigError, QueueFull, RedisUnavailable
+from shared.errors import ChorusError, ConfigError, error_kind
 
 log = logging.getLogger("chorus")
-EX_TEMPFAIL = 75
-"""Exit status for backpressure (sysexits' EX_TEMPFAIL): try again later."""
 
 
 def _redis(args: argparse.Namespace, *, required: bool = True) -> RedisSettings | None:
@@ -462,9 +460,9 @@ def _shown_url(args: argparse.Namespace) -> str:
 
 
 def _fail(exc: ChorusError) -> int:
-    """Print the error; exit 75 (EX_TEMPFAIL) for what a retry may cure, 1 otherwise."""
+    """Print the error; the exit code comes from shared.errors.ERROR_TABLE (75: a retry may cure it)."""
     print(f"chorus: error: {exc}", file=sys.stderr)
-    return EX_TEMPFAIL if isinstance(exc, (QueueFull, RedisUnavailable)) else 1
+    return error_kind(exc).exit_code
 
 
 if __name__ == "__main__":

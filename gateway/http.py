@@ -8,6 +8,7 @@ numbers, nesting depth, body size (413), and the sample rates each encoder takes
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -18,17 +19,7 @@ from starlette.responses import JSONResponse
 
 from broker.producer import MAX_SPEED, MIN_SPEED, PRIORITIES
 from gateway.encode import FORMATS, supported_rates
-from shared.errors import (
-    ChorusError,
-    LaneNotAllowed,
-    QueueFull,
-    RedisUnavailable,
-    RequestNotFound,
-    RequestTooLarge,
-    TextError,
-    UnknownTenant,
-    UnknownVoice,
-)
+from shared.errors import ChorusError, QueueFull, RedisAuthError, RedisUnavailable, error_kind
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -42,6 +33,8 @@ __all__ = [
     "read_json",
     "stream_position",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """Largest request body (bytes). 64 KB of text is at most ~400 KB of JSON even fully escaped."""
@@ -66,21 +59,22 @@ def error_response(exc: HttpError) -> JSONResponse:
 
 
 def http_error(exc: ChorusError) -> HttpError:
-    """The HTTP answer to a broker error: 429 and 503 are retryable, the rest are not."""
+    """The HTTP answer to a chorus error, from :data:`shared.errors.ERROR_TABLE`: 429 and 503 are
+    retryable (with ``Retry-After``); an error the table does not know is a 500 and is logged."""
+    kind = error_kind(exc)
+    headers: dict[str, str] = {}
+    message = str(exc)
     if isinstance(exc, QueueFull):
-        retry = max(1, round(exc.retry_after_s or 1))
-        return HttpError(429, str(exc), "queue_full", {"Retry-After": str(retry)})
-    if isinstance(exc, RequestTooLarge):
-        return HttpError(413, str(exc), "request_too_large")
-    if isinstance(exc, (UnknownTenant, LaneNotAllowed)):
-        return HttpError(403, str(exc), "forbidden")
-    if isinstance(exc, RequestNotFound):
-        return HttpError(404, str(exc), "not_found")
-    if isinstance(exc, (TextError, UnknownVoice)):
-        return HttpError(400, str(exc), "invalid_input")
-    if isinstance(exc, RedisUnavailable):
-        return HttpError(503, "the queue is unavailable; retry shortly", "unavailable", {"Retry-After": "1"})
-    return HttpError(400, str(exc), "bad_request")
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
+    elif kind.http_status == 503:
+        headers["Retry-After"] = "1"
+        if isinstance(exc, (RedisUnavailable, RedisAuthError)):  # the URL and cause are the operator's
+            log.warning("redis: %s", exc)
+            message = "the queue is unavailable; retry shortly"
+    elif kind.http_status >= 500:
+        log.error("unexpected %s: %s", type(exc).__name__, exc)
+        message = "internal error"
+    return HttpError(kind.http_status, message, kind.code, headers)
 
 
 def json_depth(obj: Any, limit: int) -> int:

@@ -9,6 +9,7 @@ fields needed to act on it::
     ├── RedisAuthError           Redis refused the credentials (url)
     ├── ProtocolError            malformed wire data (field, reason)
     ├── TextError                text that cannot be synthesised (reason)
+    ├── InvalidRequest           a request option out of its range (field, reason)
     ├── UnknownVoice             voice not in the catalog (voice, known)
     ├── UnknownTenant            tenant name invalid or refused by policy (tenant, reason)
     ├── QueueFull                over the tenant's queue cap (tenant, limit, queued, retry_after_s)
@@ -26,9 +27,15 @@ fields needed to act on it::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
+    "ERROR_TABLE",
+    "EX_TEMPFAIL",
     "ChorusError",
     "ConfigError",
+    "ErrorKind",
+    "InvalidRequest",
     "LaneNotAllowed",
     "ModelError",
     "ModelIntegrityError",
@@ -46,6 +53,7 @@ __all__ = [
     "TextError",
     "UnknownTenant",
     "UnknownVoice",
+    "error_kind",
 ]
 
 
@@ -107,6 +115,15 @@ class TextError(ChorusError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class InvalidRequest(ChorusError):
+    """A request option (priority, speed, deadline …) outside what chorus accepts."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
 
 
 class UnknownVoice(ChorusError):
@@ -226,3 +243,48 @@ class ModelIntegrityError(ModelError):
         self.path = path
         self.reason = reason
         super().__init__(f"model file {path}: {reason}")
+
+
+EX_TEMPFAIL = 75
+"""Exit status (sysexits' EX_TEMPFAIL) of what a retry later may cure: backpressure, an outage."""
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How an error is answered: the CLI's exit code, the HTTP status and OpenAI error code."""
+
+    exit_code: int
+    """75 (EX_TEMPFAIL) when retrying later may succeed, 1 otherwise."""
+    http_status: int
+    code: str
+
+
+ERROR_TABLE: tuple[tuple[type[ChorusError], ErrorKind], ...] = (
+    (QueueFull, ErrorKind(EX_TEMPFAIL, 429, "queue_full")),
+    (RedisUnavailable, ErrorKind(EX_TEMPFAIL, 503, "unavailable")),
+    (NoWorkers, ErrorKind(EX_TEMPFAIL, 503, "no_workers")),
+    (StreamTimeout, ErrorKind(EX_TEMPFAIL, 504, "timeout")),
+    (RequestTooLarge, ErrorKind(1, 413, "request_too_large")),
+    (UnknownTenant, ErrorKind(1, 403, "forbidden")),
+    (LaneNotAllowed, ErrorKind(1, 403, "forbidden")),
+    (RequestNotFound, ErrorKind(1, 404, "not_found")),
+    (TextError, ErrorKind(1, 400, "invalid_input")),
+    (UnknownVoice, ErrorKind(1, 400, "invalid_input")),
+    (InvalidRequest, ErrorKind(1, 400, "invalid_input")),
+    (ProtocolError, ErrorKind(1, 400, "invalid_input")),
+    (RequestFailed, ErrorKind(1, 502, "request_failed")),
+    (RedisAuthError, ErrorKind(1, 503, "unavailable")),
+    (ModelError, ErrorKind(1, 503, "model_unavailable")),
+    (ConfigError, ErrorKind(1, 500, "server_error")),
+)
+"""Every error class -> how the CLI and the gateway answer it; the first match wins (subclasses first)."""
+
+_UNKNOWN = ErrorKind(1, 500, "internal_error")
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """The row of :data:`ERROR_TABLE` for ``exc``; an error not in it is a 500 (a bug: log it)."""
+    for cls, kind in ERROR_TABLE:
+        if isinstance(exc, cls):
+            return kind
+    return _UNKNOWN

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from broker.tenants import Tenants
-from chorus.cli import EX_TEMPFAIL, main
+from chorus.cli import main
+from shared.errors import EX_TEMPFAIL
 from shared.keys import Keys
 from workers.signing import load_keyring
 
