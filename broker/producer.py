@@ -7,12 +7,12 @@ builds the script's arguments; they differ only in how they talk to Redis.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 from broker.scripts import ENQUEUE, script_source
 from broker.segment import MAX_CHARS, presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
-from broker.tenants import BUILTIN_DEFAULT, DEFAULT_FIELD, DefaultPolicy, TenantPolicy
+from broker.tenants import DEFAULT_FIELD, effective_policy
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url, translate
 from shared.errors import (
@@ -54,6 +54,9 @@ MAX_DEADLINE_S = 24 * 3600.0
 ENQUEUE_TRIES = 3
 """Tries of the enqueue script after a lost connection or a timeout: safe, since the script is
 idempotent by request id (a retry of a call that ran answers success and writes nothing)."""
+RETRY_STEP_S = 0.05
+"""Pause before the n-th retry: n x this."""
+T = TypeVar("T")
 INLINE_PREPARE_CHARS = 2000
 """Texts longer than this are segmented off the event loop by :class:`AsyncProducer`."""
 
@@ -129,6 +132,8 @@ def prepare(
         raise InvalidRequest("priority", f"must be one of {PRIORITIES}, got {priority!r}")
     if not MIN_SPEED <= speed <= MAX_SPEED:
         raise InvalidRequest("speed", f"must be within [{MIN_SPEED}, {MAX_SPEED}], got {speed}")
+    if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s <= MAX_DEADLINE_S):
+        raise InvalidRequest("deadline_s", f"must be within (0, {MAX_DEADLINE_S:.0f}] seconds, got {deadline_s!r}")
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -137,8 +142,6 @@ def prepare(
     segments = presegmented(list(text)) if isinstance(text, (list, tuple)) else segment_text(text)
     rid = request_id or new_request_id(keys.shard)
     now_ms = int(time.time() * 1000)
-    if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and 0 < deadline_s <= MAX_DEADLINE_S):
-        raise InvalidRequest("deadline_s", f"must be within (0, {MAX_DEADLINE_S:.0f}] seconds, got {deadline_s!r}")
     # relative: the script adds it to the Redis server's clock, so a producer's clock does not matter
     within_ms = max(1, int(deadline_s * 1000)) if deadline_s else 0
     args: list[Any] = [tenant, rid, spec.name, now_ms, within_ms, REQUEST_TTL_S, GROUP, len(segments)]
@@ -199,6 +202,31 @@ def _retryable(exc: redis.RedisError) -> bool:
     )
 
 
+def _with_retries(call: Callable[[], T]) -> T:
+    """``call()``, tried again (up to ENQUEUE_TRIES) after a lost connection or a timeout; anything
+    else, and the last failure, propagates. Only for calls that are safe to repeat."""
+    for attempt in range(1, ENQUEUE_TRIES):
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if not _retryable(exc):
+                raise
+            time.sleep(RETRY_STEP_S * attempt)
+    return call()
+
+
+async def _awith_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """The asyncio twin of :func:`_with_retries`."""
+    for attempt in range(1, ENQUEUE_TRIES):
+        try:
+            return await call()
+        except redis.RedisError as exc:
+            if not _retryable(exc):
+                raise
+            await asyncio.sleep(RETRY_STEP_S * attempt)
+    return await call()
+
+
 async def _async_service_rate(client: aredis.Redis, keys: Keys, tenant: str) -> float:
     names, span = window(keys)
     pipe = client.pipeline(transaction=False)
@@ -219,34 +247,24 @@ class Producer:
     def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            for attempt in range(1, ENQUEUE_TRIES + 1):
-                try:
-                    self._script(keys=req.keys, args=req.args)
-                    break
-                except redis.ResponseError as exc:
-                    refusal = parse_refusal(exc)
-                    if refusal is None:
-                        raise
-                    rate = Stats(self._r, self.keys).service_rate(tenant) if refusal.kind == "QUEUEFULL" else None
-                    raise refusal.error(tenant, req.segments, rate) from None
-                except redis.RedisError as exc:
-                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
-                        raise
-                    time.sleep(0.05 * attempt)
-            for attempt in range(1, ENQUEUE_TRIES + 1):
-                try:
-                    pipe = self._r.pipeline(transaction=True)
-                    pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
-                    pipe.expire(req.audio_key, AUDIO_TTL_S)
-                    pipe.execute()
-                    break
-                except redis.RedisError as exc:
-                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
-                        raise
-                    time.sleep(0.05 * attempt)
+            try:
+                _with_retries(lambda: self._script(keys=req.keys, args=req.args))
+            except redis.ResponseError as exc:
+                refusal = parse_refusal(exc)
+                if refusal is None:
+                    raise
+                rate = Stats(self._r, self.keys).service_rate(tenant) if refusal.kind == "QUEUEFULL" else None
+                raise refusal.error(tenant, req.segments, rate) from None
+            _with_retries(lambda: self._write_header(req))
         except redis.RedisError as exc:
             raise translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)
+
+    def _write_header(self, req: PreparedRequest) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
+        pipe.expire(req.audio_key, AUDIO_TTL_S)
+        pipe.execute()
 
 
 class AsyncProducer:
@@ -266,16 +284,12 @@ class AsyncProducer:
         k = self.keys
         pipe = self._r.pipeline(transaction=False)
         pipe.hget(k.depth(), tenant)
-        pipe.hget(k.tenants(), tenant)
-        pipe.hget(k.tenants(), DEFAULT_FIELD)
+        pipe.hmget(k.tenants(), [tenant, DEFAULT_FIELD])
         try:
-            queued, own, default = await pipe.execute()
+            queued, (own, default) = await pipe.execute()
         except redis.RedisError as exc:
             raise translate(exc, client_url(self._r)) from exc
-        if own is not None:
-            limit = TenantPolicy.from_dict(json.loads(own)).max_queued
-        else:
-            limit = (BUILTIN_DEFAULT if default is None else DefaultPolicy.from_json(default)).policy.max_queued
+        limit = effective_policy(own, default)[0].max_queued
         depth, least = int(queued or 0), min_segments(text)
         if limit > 0 and least > limit:
             raise RequestTooLarge(tenant, limit, least)
@@ -304,32 +318,22 @@ class AsyncProducer:
         else:
             req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
-            for attempt in range(1, ENQUEUE_TRIES + 1):
-                try:
-                    await self._script(keys=req.keys, args=req.args)
-                    break
-                except redis.ResponseError as exc:
-                    refusal = parse_refusal(exc)
-                    if refusal is None:
-                        raise
-                    queue_full = refusal.kind == "QUEUEFULL"
-                    rate = await _async_service_rate(self._r, self.keys, tenant) if queue_full else None
-                    raise refusal.error(tenant, req.segments, rate) from None
-                except redis.RedisError as exc:
-                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
-                        raise
-                    await asyncio.sleep(0.05 * attempt)
-            for attempt in range(1, ENQUEUE_TRIES + 1):
-                try:
-                    pipe = self._r.pipeline(transaction=True)
-                    pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
-                    pipe.expire(req.audio_key, AUDIO_TTL_S)
-                    await pipe.execute()
-                    break
-                except redis.RedisError as exc:
-                    if not _retryable(exc) or attempt == ENQUEUE_TRIES:
-                        raise
-                    await asyncio.sleep(0.05 * attempt)
+            try:
+                await _awith_retries(lambda: self._script(keys=req.keys, args=req.args))
+            except redis.ResponseError as exc:
+                refusal = parse_refusal(exc)
+                if refusal is None:
+                    raise
+                queue_full = refusal.kind == "QUEUEFULL"
+                rate = await _async_service_rate(self._r, self.keys, tenant) if queue_full else None
+                raise refusal.error(tenant, req.segments, rate) from None
+            await _awith_retries(lambda: self._write_header(req))
         except redis.RedisError as exc:
             raise translate(exc, client_url(self._r)) from exc
         return EnqueueResult(req.request_id, req.segments, req.sample_rate)
+
+    async def _write_header(self, req: PreparedRequest) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
+        pipe.expire(req.audio_key, AUDIO_TTL_S)
+        await pipe.execute()

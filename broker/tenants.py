@@ -20,7 +20,7 @@ from shared.connection import as_str
 from shared.errors import ConfigError
 from shared.keys import LANES, Keys, validate_tenant
 
-__all__ = ["BUILTIN_DEFAULT", "MAX_WEIGHT", "DefaultPolicy", "TenantPolicy", "Tenants"]
+__all__ = ["BUILTIN_DEFAULT", "MAX_WEIGHT", "DefaultPolicy", "TenantPolicy", "Tenants", "effective_policy"]
 
 MAX_WEIGHT = 1000
 DEFAULT_FIELD = "*"
@@ -88,6 +88,14 @@ BUILTIN_DEFAULT = DefaultPolicy()
 """Applies when the ``*`` field is absent: accept every tenant with weight 1."""
 
 
+def effective_policy(own: str | bytes | None, default: str | bytes | None) -> tuple[TenantPolicy, bool]:
+    """The policy that applies, from the raw ``<tenant>`` and ``*`` fields of the tenants hash (either
+    may be absent), and whether it is the tenant's own: for callers that read both in one round trip."""
+    if own is not None:
+        return TenantPolicy.from_dict(json.loads(own)), True
+    return (BUILTIN_DEFAULT if default is None else DefaultPolicy.from_json(default)).policy, False
+
+
 class Tenants:
     """Read and change tenant policies (the ``chorus tenants`` commands use this)."""
 
@@ -121,8 +129,8 @@ class Tenants:
 
     def effective(self, tenant: str) -> tuple[TenantPolicy, bool]:
         """The policy that applies to the tenant, and whether it is the tenant's own."""
-        own = self.get(tenant)
-        return (own, True) if own is not None else (self.default().policy, False)
+        own, default = self._r.hmget(self.keys.tenants(), [validate_tenant(tenant), DEFAULT_FIELD])
+        return effective_policy(own, default)
 
     def all(self) -> dict[str, TenantPolicy]:
         raw = self._r.hgetall(self.keys.tenants())

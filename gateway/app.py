@@ -65,6 +65,7 @@ from gateway.http import (
     http_error,
     read_json,
     stream_position,
+    unavailable,
 )
 from gateway.limits import Limits, Slots
 from gateway.metrics import GatewayMetrics
@@ -350,8 +351,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 # an exhausted pool, a lost connection or a server-state error: retry later, not a 500
                 log.warning("redis error on %s: %s", request.url.path, exc)
                 gw.metrics.http_errors.labels(status="503").inc()
-                return error_response(HttpError(503, "the queue is unavailable; retry shortly", "unavailable",
-                                                {"Retry-After": "1"}))  # fmt: skip
+                return error_response(unavailable())
 
         return wrapped
 

@@ -32,6 +32,7 @@ __all__ = [
     "json_depth",
     "read_json",
     "stream_position",
+    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ def error_response(exc: HttpError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
+def unavailable() -> HttpError:
+    """503 for any Redis trouble (an outage, an exhausted pool, refused credentials): the details
+    (URL, cause) are the operator's and go to the log, the client is told to retry."""
+    return HttpError(503, "the queue is unavailable; retry shortly", "unavailable", {"Retry-After": "1"})
+
+
 def http_error(exc: ChorusError) -> HttpError:
     """The HTTP answer to a chorus error, from :data:`shared.errors.ERROR_TABLE`: 429 and 503 are
     retryable (with ``Retry-After``); an error the table does not know is a 500 and is logged."""
@@ -66,11 +73,11 @@ def http_error(exc: ChorusError) -> HttpError:
     message = str(exc)
     if isinstance(exc, QueueFull):
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
+    elif isinstance(exc, (RedisUnavailable, RedisAuthError)):
+        log.warning("redis: %s", exc)
+        return unavailable()
     elif kind.http_status == 503:
         headers["Retry-After"] = "1"
-        if isinstance(exc, (RedisUnavailable, RedisAuthError)):  # the URL and cause are the operator's
-            log.warning("redis: %s", exc)
-            message = "the queue is unavailable; retry shortly"
     elif kind.http_status >= 500:
         log.error("unexpected %s: %s", type(exc).__name__, exc)
         message = "internal error"
@@ -147,7 +154,8 @@ def _voice(value: Any) -> str | None:
     return value
 
 
-def _format(source: Any, default: str) -> tuple[str, int | None]:
+def audio_format(source: Any, default: str) -> tuple[str, int | None]:
+    """``(format, output rate or None)`` from a JSON body or a query string."""
     raw = source.get("response_format") or source.get("format") or default
     if not isinstance(raw, str) or raw.lower() not in FORMATS:
         raise HttpError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_format")
@@ -165,11 +173,6 @@ def _format(source: Any, default: str) -> tuple[str, int | None]:
     if allowed is not None and out_rate not in allowed:
         raise _invalid(f"{fmt} can be encoded at {', '.join(map(str, allowed))} Hz, not {out_rate}")
     return fmt, out_rate
-
-
-def audio_format(source: Any, default: str) -> tuple[str, int | None]:
-    """``(format, output rate or None)`` from a JSON body or a query string."""
-    return _format(source, default)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.http import MAX_JSON_DEPTH, HttpError, error_response, http_error, json_depth
+from gateway.http import MAX_JSON_DEPTH, HttpError, error_response, http_error, json_depth, unavailable
 from gateway.subscriber import StreamState
 from shared.errors import ChorusError, RequestCancelled, RequestFailed
 from shared.keys import Keys
@@ -161,9 +161,10 @@ class _Session:
                 async with gw.call(self.tenant):
                     rid, segments, sample_rate = await gw.enqueue(self.tenant, body)
             except (HttpError, ChorusError, redis.RedisError) as exc:
-                err = exc if isinstance(exc, HttpError) else (
-                    http_error(exc) if isinstance(exc, ChorusError) else
-                    HttpError(503, "the queue is unavailable; retry shortly", "unavailable"))  # fmt: skip
+                if isinstance(exc, HttpError):
+                    err = exc
+                else:
+                    err = http_error(exc) if isinstance(exc, ChorusError) else unavailable()
                 await self._send({"event": "error", "status": err.status, "code": err.code, "message": err.message})
                 continue
             self.current = (gw.keys.for_request(rid), rid)

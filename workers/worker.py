@@ -144,9 +144,9 @@ class Worker:
         self.served = 0
         self.failed = 0
         self.errors = 0
+        """Unexpected errors caught by the serving loop (each is logged with its traceback)."""
         self.outages = 0
         """Episodes of Redis errors the serving loop backed off from (each logged once)."""
-        """Unexpected errors caught by the serving loop (each is logged with its traceback)."""
         self._last_beat = 0.0
         self._t0 = 0.0
         self._last_reclaim = 0.0
