@@ -1,0 +1,169 @@
+"""Every number and name that two components must agree on, in one place.
+
+Lanes, request, segment and end statuses are ``(str, Enum)`` types: they compare
+equal to the strings on the wire (``Lane.BATCH == "batch"``), so Redis fields and
+frames keep their values. :func:`lua_constants` hands the same values to the
+broker's Lua scripts (``broker/lua/prelude.lua``), and the CLI's defaults are
+read from here, so no value is written twice.
+
+Times are in seconds (``_S``) or milliseconds (``_MS``), as the name says.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+__all__ = [
+    "AUDIO_MAXLEN",
+    "BACKOFF_MAX_S",
+    "BACKOFF_MIN_S",
+    "CANCELLED_AUDIO_TTL_S",
+    "DEAD_LETTER_MAXLEN",
+    "DEFAULT_LEASE_MS",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_SAMPLE_RATE",
+    "FINISHED_AUDIO_TTL_S",
+    "FINISHED_REQUEST_TTL_S",
+    "HEARTBEAT_S",
+    "HISTORY_MAXLEN",
+    "LANES",
+    "PENDING_AUDIO_TTL_S",
+    "REQUEST_TTL_S",
+    "WAKE_LIST_CAP",
+    "WORKER_LIVE_S",
+    "EndStatus",
+    "Lane",
+    "RequestStatus",
+    "SegmentStatus",
+    "backoff",
+    "lua_constants",
+]
+
+
+class Lane(str, Enum):
+    """A tenant's queues, claimed in this order (``batch`` keeps a guaranteed share)."""
+
+    RT = "rt"
+    """Real-time: the first segment of an interactive request (its time to first audio)."""
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+LANES: tuple[str, ...] = tuple(lane.value for lane in Lane)
+"""Lane names in claim order, as plain strings (key names, Lua tables, CLI choices)."""
+
+
+class RequestStatus(str, Enum):
+    """The ``status`` field of a request hash (``chorus:{s<n>}:req:<id>``)."""
+
+    QUEUED = "queued"
+    """Enqueued; no segment has completed yet."""
+    RUNNING = "running"
+    """At least one segment completed, not all."""
+    DONE = "done"
+    """Every segment completed without error."""
+    FAILED = "failed"
+    """Every segment completed; at least one with an error frame."""
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def final(self) -> bool:
+        return self in (RequestStatus.DONE, RequestStatus.FAILED, RequestStatus.CANCELLED)
+
+
+class SegmentStatus(str, Enum):
+    """How a worker completed one segment (``lua/complete.lua``'s outcome argument)."""
+
+    OK = "ok"
+    ERROR = "error"
+    """It failed: an error frame carries the reason, and the request will end ``failed``."""
+    DROPPED = "dropped"
+    """It was not served (cancelled, past its deadline, rejected): no worker time is charged."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EndStatus(str, Enum):
+    """The ``status`` of a request's end frame (the last frame of its audio stream)."""
+
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# --- Expiries: every key a component creates has one (or an owner that deletes it). ---
+
+REQUEST_TTL_S = 24 * 3600
+"""Request metadata nobody finishes (the longest a request may be queued)."""
+FINISHED_REQUEST_TTL_S = 3600
+"""A finished request's status stays readable this long."""
+PENDING_AUDIO_TTL_S = 3600
+"""Set with every frame written before the end marker: an audio stream never outlives it,
+even when its request is lost (flushed, evicted, expired)."""
+FINISHED_AUDIO_TTL_S = 300
+"""A finished request's audio stays readable this long after its end frame."""
+CANCELLED_AUDIO_TTL_S = FINISHED_AUDIO_TTL_S
+"""A cancelled request's audio (ended by the canceller) stays readable this long."""
+
+# --- Liveness ---
+
+HEARTBEAT_S = 2.0
+"""How often a worker writes its heartbeat (and reads the live-worker count)."""
+WORKER_LIVE_S = 10.0
+"""A worker whose last heartbeat (by the server's clock) is older than this is not live: not
+counted by ``/readyz``, ``chorus speak`` or a worker's reserve. Five missed beats."""
+DEFAULT_LEASE_MS = 15_000
+"""A claimed segment whose lease was not extended for this long is reclaimed by another worker; a
+live worker extends it every third of that."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""Deliveries of a segment before it is dead-lettered with an error frame."""
+
+# --- Retries after a Redis outage ---
+
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 2.0
+"""Workers and subscribers retry from ``BACKOFF_MIN_S`` doubling up to this: an outage costs at
+most this much extra delay once Redis is back."""
+
+
+def backoff(previous: float | None) -> float:
+    """The next wait after ``previous`` (None: the first), in seconds: doubling, capped."""
+    return BACKOFF_MIN_S if previous is None else min(previous * 2, BACKOFF_MAX_S)
+
+
+# --- Caps ---
+
+WAKE_LIST_CAP = 64
+"""Entries kept in the wake-up list idle workers block on (one per enqueue; a worker needs one)."""
+AUDIO_MAXLEN = 100_000
+"""Safety cap on one audio stream's length (a request at the protocol's limits makes fewer frames)."""
+DEAD_LETTER_MAXLEN = 10_000
+"""Entries kept in a shard's dead-letter stream (approximate trim)."""
+HISTORY_MAXLEN = 10_000
+"""Forgotten tenants' totals kept in a shard's history stream (approximate trim)."""
+DEFAULT_SAMPLE_RATE = 24_000
+"""Hz of Kokoro's voices: the fallback where a voice's model is not known."""
+
+
+def lua_constants() -> str:
+    """The values the Lua scripts share with Python, as one JSON object (see ``prelude.lua``)."""
+    return json.dumps(
+        {
+            "lanes": list(LANES),
+            "wake_cap": WAKE_LIST_CAP,
+            "status": {s.name.lower(): s.value for s in RequestStatus},
+            "segment": {s.name.lower(): s.value for s in SegmentStatus},
+        },
+        separators=(",", ":"),
+    )
