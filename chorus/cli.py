@@ -15,6 +15,7 @@ import redis
 
 from shared.config import RedisSettings
 from shared.connection import check_eviction, sync_client, translate
+from shared.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Lane
 from shared.errors import ChorusError, ConfigError, error_kind
 
 log = logging.getLogger("chorus")
@@ -294,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a synthesis worker")
     w.add_argument("--claim", type=int, default=1, help="segments per claim")
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
-    w.add_argument("--lease", type=float, default=15.0, help="seconds before a dead worker's segment is reclaimed")
-    w.add_argument("--max-attempts", type=int, default=3, help="deliveries before a segment is dead-lettered")
+    w.add_argument("--lease", type=float, default=DEFAULT_LEASE_MS / 1000,
+                   help="seconds before a dead worker's segment is reclaimed (default %(default)s)")  # fmt: skip
+    w.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS,
+                   help="deliveries before a segment is dead-lettered (default %(default)s)")  # fmt: skip
     w.add_argument(
         "--reserve",
         type=int,
@@ -311,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("text", help="text to speak, or - for standard input")
     e.add_argument("--tenant", required=True)
     e.add_argument("--voice", default=None)
-    e.add_argument("--priority", choices=["interactive", "batch"], default="interactive")
+    e.add_argument("--priority", choices=[Lane.INTERACTIVE.value, Lane.BATCH.value], default=Lane.INTERACTIVE.value)
     e.add_argument("--speed", type=float, default=1.0)
     redis_opt(e)
     e.set_defaults(func=cmd_enqueue)
@@ -375,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         ts.add_argument("--weight", type=int, help="share of worker time (1..1000)")
         ts.add_argument("--max-queued", type=int, help="most queued segments (0 = no cap)")
         ts.add_argument("--max-inflight", type=int, help="most segments in synthesis at once (0 = no cap)")
-        ts.add_argument("--lanes", help="comma-separated subset of rt,interactive,batch")
+        ts.add_argument("--lanes", help=f"comma-separated subset of {','.join(LANES)}")
         redis_opt(ts)
     for action, text in (("list", "every policy"), ("show", "one tenant's policy and live figures"),
                          ("delete", "drop a tenant's policy")):  # fmt: skip

@@ -24,6 +24,7 @@ from gateway.subscriber import Subscriber
 from shared.audio import WavWriter
 from shared.config import RedisSettings
 from shared.connection import client_url, sync_client
+from shared.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
 from shared.embedded import EmbeddedRedis
 from shared.errors import NoWorkers
 from shared.keys import Keys
@@ -33,7 +34,6 @@ from workers.worker import Worker, WorkerConfig
 __all__ = ["SpeakResult", "embedded_stack", "listen_to_wav", "live_workers", "speak"]
 
 log = logging.getLogger(__name__)
-WORKER_STALE_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class SpeakResult:
     first_audio_s: float
     total_s: float
     audio_s: float
-    sample_rate: int = 24000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
 
     @property
     def rtf(self) -> float:
@@ -52,7 +52,7 @@ class SpeakResult:
 
 def live_workers(client: redis.Redis, keys: Keys) -> int:
     """Workers with a heartbeat within the last few seconds, by the server's clock (as they beat)."""
-    return int(client.zcount(keys.workers(), server_ms(client) - WORKER_STALE_MS, "+inf"))
+    return int(client.zcount(keys.workers(), server_ms(client) - int(WORKER_LIVE_S * 1000), "+inf"))
 
 
 @contextmanager

@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass
 
 from shared.config import DEFAULT_PREFIX, DEFAULT_SHARD
-from shared.errors import RequestNotFound, UnknownTenant
+from shared.constants import LANES
+from shared.errors import ConfigError, InvalidRequest, RequestNotFound, UnknownTenant
 
 __all__ = [
     "GROUP",
@@ -27,9 +28,6 @@ __all__ = [
 
 GROUP = "workers"
 """Consumer group that every worker joins on every lane stream."""
-
-LANES: tuple[str, ...] = ("rt", "interactive", "batch")
-"""Lanes in strict priority order."""
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SHARD_RE = re.compile(r"^[a-z0-9]{1,8}$")
@@ -63,7 +61,7 @@ class Keys:
 
     def __post_init__(self) -> None:
         if not _SHARD_RE.fullmatch(self.shard):
-            raise ValueError(f"shard {self.shard!r} must match {_SHARD_RE.pattern}")
+            raise ConfigError(f"shard {self.shard!r} must match {_SHARD_RE.pattern}")
 
     @property
     def _s(self) -> str:
@@ -75,7 +73,7 @@ class Keys:
 
     def queue(self, tenant: str, lane: str) -> str:
         if lane not in LANES:
-            raise ValueError(f"unknown lane {lane!r}")
+            raise InvalidRequest("lane", f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
         return f"{self.queue_prefix()}{validate_tenant(tenant)}:{lane}"
 
     def tenants(self) -> str:

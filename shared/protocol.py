@@ -13,6 +13,7 @@ from typing import Any, Union
 
 import msgpack
 
+from shared.constants import EndStatus
 from shared.errors import ProtocolError
 
 __all__ = [
@@ -236,7 +237,8 @@ class ErrorFrame:
 @dataclass(frozen=True)
 class EndFrame:
     segments: int
-    status: str = "ok"
+    status: str = EndStatus.OK
+    """An :class:`~shared.constants.EndStatus` value (a plain ``str`` once decoded)."""
 
 
 Frame = Union[HeaderFrame, AudioFrame, ErrorFrame, EndFrame]  # noqa: UP007 - runtime alias on Python 3.10
@@ -280,7 +282,7 @@ def encode_frame(frame: Frame) -> bytes:
                 "seg": frame.segment,
             }
         )
-    return _pack({"v": PROTOCOL_VERSION, "t": FRAME_END, "segments": frame.segments, "status": frame.status})
+    return _pack({"v": PROTOCOL_VERSION, "t": FRAME_END, "segments": frame.segments, "status": str(frame.status)})
 
 
 def decode_frame(data: bytes) -> Frame:

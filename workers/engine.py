@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.catalog import Catalog, load_catalog
-from shared.errors import ChorusError, UnknownVoice
+from shared.errors import ConfigError, InvalidRequest, ModelError, ModelNotInstalled, UnknownVoice
 from shared.protocol import SegmentJob
 from workers.backend import SynthesisBackend
 from workers.frontend import TextFrontend
@@ -65,7 +65,7 @@ class Engine:
             return
         frontend = self.frontends.get(job.lang)
         if frontend is None:
-            raise ChorusError(f"no text frontend for language {job.lang!r}")
+            raise InvalidRequest("lang", f"no text frontend for language {job.lang!r} on this worker")
         phonemes = frontend.phonemize(job.text)
         log.debug("segment %s/%d phonemes %r", job.request_id, job.seq, phonemes)
         yield from backend.synthesize(phonemes, job.voice, job.speed)
@@ -93,7 +93,7 @@ def load_engine(
     catalog = catalog or load_catalog()
     wanted = model_ids or [m for m, spec in catalog.models.items() if store.is_installed(spec)]
     if not wanted:
-        raise ChorusError(f"no model installed in {store.root}; run `chorus models install kokoro`")
+        raise ModelNotInstalled("any", f"no model in {store.root}; run `chorus models install kokoro`")
 
     def load(model_id: str, version: str | None, floor: str | None) -> tuple[SynthesisBackend, list[str]]:
         spec = catalog.spec(model_id, version)
@@ -130,7 +130,7 @@ def make_frontend(lang: str) -> TextFrontend:
         from workers.frontend_en import EnglishFrontend
 
         return EnglishFrontend()
-    raise ChorusError(f"no text frontend for language {lang!r}")
+    raise ConfigError(f"no text frontend for language {lang!r} (there are: zh, en)")
 
 
 def make_backend(loaded: LoadedModel, *, threads: int | None, device: str) -> WarmBackend:
@@ -142,4 +142,4 @@ def make_backend(loaded: LoadedModel, *, threads: int | None, device: str) -> Wa
         from workers.piper import PiperBackend
 
         return PiperBackend.from_loaded(loaded, threads=threads, device=device)
-    raise ChorusError(f"model {loaded.spec.id}: unknown family {family!r}")
+    raise ModelError(f"model {loaded.spec.id}: unknown family {family!r} (known: kokoro, piper)")

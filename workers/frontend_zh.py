@@ -19,6 +19,7 @@ import jieba
 from misaki.transcription import pinyin_to_ipa
 from pypinyin import Style, lazy_pinyin
 
+from shared.text import HAN as _HAN
 from workers.normalize_zh import normalize_zh
 
 __all__ = ["MandarinFrontend", "apply_sandhi", "spell_latin"]
@@ -26,7 +27,6 @@ __all__ = ["MandarinFrontend", "apply_sandhi", "spell_latin"]
 log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _LATIN = re.compile(r"[A-Za-z]+")
 _PUNCT = {
     "、": ", ", "，": ", ", "。": ". ", "．": ". ", "！": "! ", "：": ": ", "；": "; ", "？": "? ",

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from shared.errors import UnknownVoice
 from workers.model_store import LoadedModel
 from workers.providers import choose_providers, session_options
 
@@ -116,7 +117,7 @@ class KokoroBackend:
 
     def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
         if voice not in self._voices:
-            raise KeyError(voice)
+            raise UnknownVoice(voice, sorted(self._voices))
         for piece in split_phonemes(phonemes, self.max_tokens):
             ids = self.tokenize(piece)[: self.max_tokens]
             if ids:

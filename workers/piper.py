@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from shared.errors import UnknownVoice
 from workers.model_store import LoadedModel
 from workers.providers import choose_providers, session_options
 
@@ -84,7 +85,7 @@ class PiperBackend:
 
     def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
         if voice not in self._voices:
-            raise KeyError(voice)
+            raise UnknownVoice(voice, sorted(self._voices))
         for sentence in phonemes.split("\n"):
             sentence = sentence.strip()[:MAX_PHONEMES]
             if sentence:

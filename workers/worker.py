@@ -25,7 +25,18 @@ from broker.claim import ADMITTED, DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, REJEC
 from broker.segment import weight
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
 from shared.connection import as_str
-from shared.errors import ChorusError, ProtocolError, RequestNotFound
+from shared.constants import (
+    AUDIO_MAXLEN,
+    FINISHED_AUDIO_TTL_S,
+    FINISHED_REQUEST_TTL_S,
+    HEARTBEAT_S,
+    PENDING_AUDIO_TTL_S,
+    WORKER_LIVE_S,
+    EndStatus,
+    RequestStatus,
+    backoff,
+)
+from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
 from shared.keys import Keys, shard_of
 from shared.protocol import (
     AudioFrame,
@@ -42,8 +53,6 @@ from workers.engine import Engine
 __all__ = ["Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
-AUDIO_MAXLEN = 100_000
-"""Safety cap on one audio stream (a request at the protocol's limits makes fewer frames)."""
 
 
 def _default_name() -> str:
@@ -60,14 +69,15 @@ class WorkerConfig:
     """Longest blocking wait for a wake-up before claiming again."""
     frame_ms: int = DEFAULT_FRAME_MS
     """Longest audio frame."""
-    audio_ttl_s: int = 300
+    audio_ttl_s: int = FINISHED_AUDIO_TTL_S
     """How long a finished request's audio stays readable."""
-    pending_audio_ttl_s: int = 3600
+    pending_audio_ttl_s: int = PENDING_AUDIO_TTL_S
     """Expiry set with every frame written before the end marker, so no write can leave an
     audio stream without one (the request may be lost meanwhile: flushed, evicted, expired)."""
-    finished_ttl_s: int = 3600
+    finished_ttl_s: int = FINISHED_REQUEST_TTL_S
     """How long a finished request's status stays readable."""
-    heartbeat_s: float = 2.0
+    heartbeat_s: float = HEARTBEAT_S
+    """How often the heartbeat is written; at most a third of ``WORKER_LIVE_S`` (a live window)."""
     lease_s: float = DEFAULT_LEASE_MS / 1000
     """A claimed segment is reclaimed by another worker this long after its lease was last
     extended; a live worker extends it every third of that."""
@@ -84,6 +94,14 @@ class WorkerConfig:
     """Workers (of all live ones) kept for tenants coming back from idle: their first audio
     never waits for a busy worker, at the price of idle capacity under saturation. 0 keeps
     the scheduler work-conserving. Every worker of a deployment should use the same value."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_s <= WORKER_LIVE_S / 3:
+            raise ConfigError(f"heartbeat_s must be in (0, {WORKER_LIVE_S / 3:g}] (a third of the live window)")
+        if self.lease_s <= 0 or self.idle_wait_s <= 0 or self.claim_count < 1 or self.max_attempts < 1:
+            raise ConfigError("lease_s and idle_wait_s must be positive, claim_count and max_attempts at least 1")
+        if self.reserve < 0 or self.sweep_s <= 0 or self.idle_tenant_s <= 0:
+            raise ConfigError("reserve must be 0 or more, sweep_s and idle_tenant_s positive")
 
 
 class _Cancelled(Exception):
@@ -171,7 +189,7 @@ class Worker:
         log.info("worker %s serving voices %s", self.config.name, ", ".join(self.engine.voices()))
         keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.config.name}", daemon=True)
         keeper.start()
-        backoff = 0.1
+        wait: float | None = None
         episode: str | None = None
         while not self.stop_event.is_set():
             try:
@@ -179,7 +197,7 @@ class Worker:
                     self.claimer.wait_for_work(self.config.idle_wait_s)
                 if episode is not None:
                     log.warning("redis is back after: %s", episode)
-                episode, backoff = None, 0.1
+                episode, wait = None, None
             except redis.RedisError as exc:
                 # a lost connection, a timeout or an error that describes the server's state
                 # (OOM, READONLY, BUSY, LOADING ...): an outage, not a reason to exit; what this
@@ -189,13 +207,13 @@ class Worker:
                     self.outages += 1
                     log.warning("redis unavailable (%s); retrying with backoff", reason)
                 episode = reason
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                wait = backoff(wait)
+                self.stop_event.wait(wait)
             except Exception:  # a bug must not take the worker down: log it, back off, go on
                 log.exception("worker %s: unexpected error in the serving loop", self.config.name)
                 self.errors += 1
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                wait = backoff(wait)
+                self.stop_event.wait(wait)
         try:
             self._r.zrem(self.keys.workers(), self.config.name)
             self._r.hdel(self.keys.worker_info(), self.config.name)
@@ -273,8 +291,8 @@ class Worker:
                 "model_failures": self.model_failures}  # fmt: skip
         pipe = self._r.pipeline(transaction=False)
         # the beat and the liveness window are by the server's clock, not this machine's
-        self.claimer.heartbeat_script(keys=[self.keys.workers()], client=pipe,
-                                      args=[self.config.name, int(3 * self.config.heartbeat_s * 1000)])  # fmt: skip
+        window_ms = int(WORKER_LIVE_S * 1000)
+        self.claimer.heartbeat_script(keys=[self.keys.workers()], client=pipe, args=[self.config.name, window_ms])
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
         pipe.hgetall(self.keys.models_active())
         live, _, active = pipe.execute()
@@ -445,13 +463,13 @@ class Worker:
         log.warning("request %s is gone from Redis; ending its stream", rid)
         lost = ErrorFrame("request_lost", "the request is gone from Redis (flushed, evicted, expired or restarted "
                                           "without persistence) and will not finish")  # fmt: skip
-        frames = [encode_frame(lost), encode_frame(EndFrame(1, "error"))]
+        frames = [encode_frame(lost), encode_frame(EndFrame(1, EndStatus.ERROR))]
         append_frames(self._r, self.keys.audio(rid), frames, self.config.audio_ttl_s)
 
     def _end(self, rid: str, segments: int, failed: int, status: str) -> None:
         """Write the end marker (a cancelled stream has its own already) and let go of the request."""
-        if status != "cancelled":
-            end = encode_frame(EndFrame(segments, "ok" if failed == 0 else "error"))
+        if status != RequestStatus.CANCELLED:
+            end = encode_frame(EndFrame(segments, EndStatus.OK if failed == 0 else EndStatus.ERROR))
             append_frames(self._r, self.keys.audio(rid), [end], self.config.audio_ttl_s)
         pipe = self._r.pipeline(transaction=False)
         pipe.expire(self.keys.request(rid), self.config.finished_ttl_s)
