@@ -69,8 +69,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     client = sync_client(settings)
     check_eviction(client, allow=args.allow_eviction)
     engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).serving())
-    config = WorkerConfig(claim_count=args.claim, reserve=args.reserve, lease_s=args.lease,
-                          max_attempts=args.max_attempts)  # fmt: skip
+    config = WorkerConfig(
+        claim_count=args.claim, reserve=args.reserve, lease_s=args.lease, max_attempts=args.max_attempts
+    )
     if args.name:
         config.name = args.name
     worker = Worker(client, engine, config=config)
@@ -157,29 +158,44 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     settings = _redis(args)
     assert settings is not None
     if args.no_auth and args.host not in LOOPBACK_HOSTS:
-        raise ConfigError(f"--no-auth serves every caller as tenant {args.tenant!r}: it only binds to loopback "
-                          f"(127.0.0.1, ::1), not {args.host!r}; create API keys with `chorus keys add`")  # fmt: skip
+        raise ConfigError(
+            f"--no-auth serves every caller as tenant {args.tenant!r}: it only binds to loopback "
+            f"(127.0.0.1, ::1), not {args.host!r}; create API keys with `chorus keys add`"
+        )
     origins = [o.strip() for o in os.environ.get("CHORUS_CORS_ORIGINS", "").split(",") if o.strip()]
     origins += args.cors_origin or []
     limits = Limits.from_env()
-    overrides = {name: getattr(args, name) for name in ("max_streams", "max_streams_per_tenant")
-                 if getattr(args, name) is not None}  # fmt: skip
-    config = GatewayConfig(settings, auth=not args.no_auth, open_tenant=args.tenant, cors_origins=tuple(origins),
-                           metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
-                           limits=dataclasses.replace(limits, **overrides))  # fmt: skip
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_streams", "max_streams_per_tenant")
+        if getattr(args, name) is not None
+    }
+    config = GatewayConfig(
+        settings,
+        auth=not args.no_auth,
+        open_tenant=args.tenant,
+        cors_origins=tuple(origins),
+        metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
+        limits=dataclasses.replace(limits, **overrides),
+    )
     check_eviction(sync_client(settings), allow=args.allow_eviction)
     app = create_app(config)
-    print(f"gateway on http://{args.host}:{args.port} (redis {settings.safe_url()}, "
-          f"{'no auth: every caller is tenant ' + args.tenant if args.no_auth else 'API keys required'})",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"gateway on http://{args.host}:{args.port} (redis {settings.safe_url()}, "
+        f"{'no auth: every caller is tenant ' + args.tenant if args.no_auth else 'API keys required'})",
+        file=sys.stderr,
+    )
     # open streams must not hold a shutdown forever: SIGTERM gives them 5 s
     common: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5}
     servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, **common))]
     if args.metrics_port:
         print(f"metrics on http://127.0.0.1:{args.metrics_port}/metrics (loopback only)", file=sys.stderr)
         metrics_app = create_metrics_app(app)
-        servers.append(uvicorn.Server(uvicorn.Config(metrics_app, host="127.0.0.1", port=args.metrics_port,
-                                                     lifespan="off", **common)))  # fmt: skip
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(metrics_app, host="127.0.0.1", port=args.metrics_port, lifespan="off", **common)
+            )
+        )
 
     async def serve() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
@@ -272,10 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--redis", help="redis://host:port/db (default: $CHORUS_REDIS_URL)")
 
     def eviction_opt(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--allow-eviction", action="store_true",
-                        default=os.environ.get("CHORUS_ALLOW_EVICTION", "") in ("1", "true", "yes"),
-                        help="run although Redis may evict keys (maxmemory-policy other than noeviction): "
-                             "queued requests may then vanish")  # fmt: skip
+        sp.add_argument(
+            "--allow-eviction",
+            action="store_true",
+            default=os.environ.get("CHORUS_ALLOW_EVICTION", "") in ("1", "true", "yes"),
+            help="run although Redis may evict keys (maxmemory-policy other than noeviction): "
+            "queued requests may then vanish",
+        )
 
     def model_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -295,10 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a synthesis worker")
     w.add_argument("--claim", type=int, default=1, help="segments per claim")
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
-    w.add_argument("--lease", type=float, default=DEFAULT_LEASE_MS / 1000,
-                   help="seconds before a dead worker's segment is reclaimed (default %(default)s)")  # fmt: skip
-    w.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS,
-                   help="deliveries before a segment is dead-lettered (default %(default)s)")  # fmt: skip
+    w.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE_MS / 1000,
+        help="seconds before a dead worker's segment is reclaimed (default %(default)s)",
+    )
+    w.add_argument(
+        "--max-attempts",
+        type=int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        help="deliveries before a segment is dead-lettered (default %(default)s)",
+    )
     w.add_argument(
         "--reserve",
         type=int,
@@ -366,8 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tenants", help="set, list or show tenant policies (weight, caps, lanes)")
     tsub = t.add_subparsers(dest="action", required=True)
-    for action, text in (("set", "create or change a tenant's policy"),
-                         ("default", "the policy of unconfigured tenants")):  # fmt: skip
+    for action, text in (
+        ("set", "create or change a tenant's policy"),
+        ("default", "the policy of unconfigured tenants"),
+    ):
         ts = tsub.add_parser(action, help=text)
         if action == "set":
             ts.add_argument("name")
@@ -380,8 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
         ts.add_argument("--max-inflight", type=int, help="most segments in synthesis at once (0 = no cap)")
         ts.add_argument("--lanes", help=f"comma-separated subset of {','.join(LANES)}")
         redis_opt(ts)
-    for action, text in (("list", "every policy"), ("show", "one tenant's policy and live figures"),
-                         ("delete", "drop a tenant's policy")):  # fmt: skip
+    for action, text in (
+        ("list", "every policy"),
+        ("show", "one tenant's policy and live figures"),
+        ("delete", "drop a tenant's policy"),
+    ):
         ts = tsub.add_parser(action, help=text)
         if action != "list":
             ts.add_argument("name")

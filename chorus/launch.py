@@ -68,15 +68,27 @@ def _ready(base: str, workers: int) -> bool:
         return False
 
 
-def start_gateway(redis_url: str, *args: str, env: dict[str, str] | None = None, workers: int = 1,
-                  deadline_s: float = 30.0, cwd: Path | None = None) -> GatewayProcess:  # fmt: skip
+def start_gateway(
+    redis_url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    deadline_s: float = 30.0,
+    cwd: Path | None = None,
+) -> GatewayProcess:
     """Start ``chorus gateway --port <free> *args`` on ``redis_url`` and wait until it serves with
     ``workers`` live workers; ChorusError (with the gateway's log) when it exits or the deadline passes."""
     port = free_port()
     full_env = {**os.environ, **(env or {}), "CHORUS_REDIS_URL": redis_url}
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen([sys.executable, "-m", "chorus", "gateway", "--port", str(port), *args], env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=cwd)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chorus", "gateway", "--port", str(port), *args],
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
+        cwd=cwd,
+    )
     gateway = GatewayProcess(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + deadline_s
     while not _ready(gateway.base, workers):

@@ -59,8 +59,10 @@ def run(args: argparse.Namespace, keyring_path: Path) -> int:
             spec = cat.spec(model_id)
             path = store.install(spec, force=args.force)
             loaded = store.load(spec)
-            print(f"{model_id} {spec.version}: installed in {path}; verified in {loaded.verify_s:.2f}s, "
-                  f"signed by {loaded.signed_by}")  # fmt: skip
+            print(
+                f"{model_id} {spec.version}: installed in {path}; verified in {loaded.verify_s:.2f}s, "
+                f"signed by {loaded.signed_by}"
+            )
         return 0
     if action == "verify":
         failed = 0
@@ -73,8 +75,10 @@ def run(args: argparse.Namespace, keyring_path: Path) -> int:
                 print(f"{model_id} {spec.version}: REFUSED: {exc}")
                 continue
             size = sum(len(b) for b in loaded.files.values())
-            print(f"{model_id} {spec.version}: ok, {len(loaded.files)} files, {size:,} bytes, "
-                  f"signed by {loaded.signed_by}, verified in {loaded.verify_s:.2f}s")  # fmt: skip
+            print(
+                f"{model_id} {spec.version}: ok, {len(loaded.files)} files, {size:,} bytes, "
+                f"signed by {loaded.signed_by}, verified in {loaded.verify_s:.2f}s"
+            )
         return 1 if failed else 0
     if action == "sign":
         spec = cat.spec(args.id, args.version)

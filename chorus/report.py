@@ -26,19 +26,25 @@ def policy_table(policies: dict[str, TenantPolicy], default: DefaultPolicy) -> s
 
 def stats_table(stats: list[TenantStats]) -> str:
     """One line per tenant and lane with any activity, then the tenant's total."""
-    head = (f"{'tenant':20} {'lane':11} {'weight':>6} {'queued':>8} {'in-flight':>9} "
-            f"{'served':>9} {'work s':>9} {'1-min s':>8} {'share':>6}")  # fmt: skip
+    head = (
+        f"{'tenant':20} {'lane':11} {'weight':>6} {'queued':>8} {'in-flight':>9} "
+        f"{'served':>9} {'work s':>9} {'1-min s':>8} {'share':>6}"
+    )
     lines = [head]
     for t in stats:
         for lane, s in t.lanes.items():
             if not (s.queued or s.inflight or s.served or s.recent):
                 continue
-            lines.append(f"{t.tenant:20} {lane:11} {t.policy.weight:>6} {s.queued:>8} {s.inflight:>9} "
-                         f"{s.served:>9} {s.served_s:>9.1f} {s.recent_s:>8.1f}")  # fmt: skip
+            lines.append(
+                f"{t.tenant:20} {lane:11} {t.policy.weight:>6} {s.queued:>8} {s.inflight:>9} "
+                f"{s.served:>9} {s.served_s:>9.1f} {s.recent_s:>8.1f}"
+            )
         state = " parked" if t.parked else ""
-        lines.append(f"{t.tenant:20} {'(all)' + state:11} {t.policy.weight:>6} {t.queued:>8} {t.inflight:>9} "
-                     f"{sum(s.served for s in t.lanes.values()):>9} {sum(s.served_s for s in t.lanes.values()):>9.1f} "
-                     f"{t.recent_s:>8.1f} {t.share:>6.1%}")  # fmt: skip
+        lines.append(
+            f"{t.tenant:20} {'(all)' + state:11} {t.policy.weight:>6} {t.queued:>8} {t.inflight:>9} "
+            f"{sum(s.served for s in t.lanes.values()):>9} {sum(s.served_s for s in t.lanes.values()):>9.1f} "
+            f"{t.recent_s:>8.1f} {t.share:>6.1%}"
+        )
     if len(lines) == 1:
         lines.append("(no tenant has queued, in-flight or recent work)")
     return "\n".join(lines)

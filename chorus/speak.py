@@ -61,8 +61,9 @@ def embedded_stack(engine: Engine, keys: Keys | None = None) -> Iterator[redis.R
     keys = keys or Keys()
     with EmbeddedRedis() as server:
         client = sync_client(RedisSettings.from_dsn(server.url))
-        worker = Worker(sync_client(RedisSettings.from_dsn(server.url)), engine, keys=keys,
-                        config=WorkerConfig(idle_wait_s=0.2))  # fmt: skip
+        worker = Worker(
+            sync_client(RedisSettings.from_dsn(server.url)), engine, keys=keys, config=WorkerConfig(idle_wait_s=0.2)
+        )
         worker.heartbeat(force=True)
         thread = threading.Thread(target=worker.run, name="chorus-worker", daemon=True)
         thread.start()
@@ -74,8 +75,15 @@ def embedded_stack(engine: Engine, keys: Keys | None = None) -> Iterator[redis.R
             client.close()
 
 
-def listen_to_wav(client: redis.Redis, request_id: str, out: Path | str, *, keys: Keys | None = None,
-                  timeout_s: float = 60.0, started: float | None = None) -> tuple[float, float]:  # fmt: skip
+def listen_to_wav(
+    client: redis.Redis,
+    request_id: str,
+    out: Path | str,
+    *,
+    keys: Keys | None = None,
+    timeout_s: float = 60.0,
+    started: float | None = None,
+) -> tuple[float, float]:
     """Write a request's audio to ``out`` as it arrives; returns (first-audio time, audio seconds)."""
     started = started if started is not None else time.perf_counter()
     first: float | None = None
@@ -93,16 +101,24 @@ def listen_to_wav(client: redis.Redis, request_id: str, out: Path | str, *, keys
     return (first or 0.0), (writer.seconds if writer else 0.0)
 
 
-def speak(client: redis.Redis, text: str, out: Path | str, *, tenant: str = "default", voice: str | None = None,
-          speed: float = 1.0, keys: Keys | None = None, timeout_s: float = 60.0) -> SpeakResult:  # fmt: skip
+def speak(
+    client: redis.Redis,
+    text: str,
+    out: Path | str,
+    *,
+    tenant: str = "default",
+    voice: str | None = None,
+    speed: float = 1.0,
+    keys: Keys | None = None,
+    timeout_s: float = 60.0,
+) -> SpeakResult:
     keys = keys or Keys()
     if live_workers(client, keys) == 0:
         raise NoWorkers(client_url(client))
     t0 = time.perf_counter()
     result = Producer(client, keys=keys).enqueue(text, tenant=tenant, voice=voice, speed=speed)
     first, audio_s = listen_to_wav(client, result.request_id, out, keys=keys, timeout_s=timeout_s, started=t0)
-    return SpeakResult(result.request_id, result.segments, first, time.perf_counter() - t0, audio_s,
-                       result.sample_rate)  # fmt: skip
+    return SpeakResult(result.request_id, result.segments, first, time.perf_counter() - t0, audio_s, result.sample_rate)
 
 
 def speak_embedded(text: str, out: Path | str, *, threads: int | None, device: str, **options: object) -> SpeakResult:

@@ -55,23 +55,37 @@ def sync_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis.from_url(settings.url(), **_defaults(settings))
 
 
-def async_client(settings: RedisSettings, *, max_connections: int | None = None,
-                 pool_timeout_s: float = 5.0) -> aredis.Redis:  # fmt: skip
+def async_client(
+    settings: RedisSettings, *, max_connections: int | None = None, pool_timeout_s: float = 5.0
+) -> aredis.Redis:
     """An asyncio client; with ``max_connections`` its pool is bounded and a caller waits up to
     ``pool_timeout_s`` for a free connection (then ``redis.ConnectionError``), never opening more."""
     kwargs = _defaults(settings)
     kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
     if max_connections is None:
         return aredis.Redis.from_url(settings.url(), **kwargs)
-    pool = aredis.BlockingConnectionPool.from_url(settings.url(), max_connections=max_connections,
-                                                  timeout=pool_timeout_s, **kwargs)  # fmt: skip
+    pool = aredis.BlockingConnectionPool.from_url(
+        settings.url(), max_connections=max_connections, timeout=pool_timeout_s, **kwargs
+    )
     return aredis.Redis(connection_pool=pool)
 
 
 log = logging.getLogger(__name__)
 
-SERVER_STATE_CODES = ("OOM", "READONLY", "UNBLOCKED", "BUSY", "LOADING", "MASTERDOWN", "MISCONF", "NOPERM",
-                      "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "EXECABORT")  # fmt: skip
+SERVER_STATE_CODES = (
+    "OOM",
+    "READONLY",
+    "UNBLOCKED",
+    "BUSY",
+    "LOADING",
+    "MASTERDOWN",
+    "MISCONF",
+    "NOPERM",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+    "EXECABORT",
+)
 """Error codes with which Redis describes its own state (memory, role, a running script, loading,
 replication, ACLs): the server may accept the same command later, so they are outages, not bugs."""
 _STATE_CLASSES: tuple[tuple[type[Exception], str], ...] = (
@@ -147,8 +161,10 @@ def check_eviction(client: redis.Redis, *, allow: bool = False) -> str | None:
     if policy is None:
         log.warning("cannot read maxmemory-policy at %s (ACL?); chorus needs noeviction", client_url(client))
     elif policy != "noeviction":
-        risk = ("requests, queued segments, leases and audio may vanish without a word once memory fills "
-                "(volatile-* policies evict request metadata and audio streams first)")  # fmt: skip
+        risk = (
+            "requests, queued segments, leases and audio may vanish without a word once memory fills "
+            "(volatile-* policies evict request metadata and audio streams first)"
+        )
         if not allow:
             fix = "Set `maxmemory-policy noeviction`, or pass --allow-eviction to accept the risk"
             raise ConfigError(f"Redis at {client_url(client)} has maxmemory-policy {policy}: {risk}. {fix}")

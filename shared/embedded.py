@@ -70,8 +70,15 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """Starts redis-server as a child process; ``stop()`` (or the context exit) ends it."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None, data_dir: Path | None = None,
-                 appendfsync: str = "everysec", debug: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        appendfsync: str = "everysec",
+        debug: bool = False,
+    ) -> None:
         self.binary = find_redis_server()
         self.debug = debug
         """Allow DEBUG (SLEEP, …) from loopback clients: fault-injection tests stall the server with it."""

@@ -189,8 +189,14 @@ def peek_segment_address(data: bytes) -> tuple[str, int] | None:
     two fields are still readable (so the request's listener can be told which segment failed);
     None otherwise. Never raises."""
     try:
-        obj = msgpack.unpackb(bytes(data[:MAX_ENTRY_BYTES]), raw=False, strict_map_key=False,
-                              ext_hook=_ext_refused, max_array_len=64, max_map_len=32)  # fmt: skip
+        obj = msgpack.unpackb(
+            bytes(data[:MAX_ENTRY_BYTES]),
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_ext_refused,
+            max_array_len=64,
+            max_map_len=32,
+        )
     except Exception:  # anything unreadable has no address
         return None
     if not isinstance(obj, dict):

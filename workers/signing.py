@@ -189,8 +189,11 @@ def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> dict[str, Any]:
     """The DSSE envelope of the manifest's statement, signed by ``key``."""
     payload = _canonical(manifest.statement())
     sig = key.sign(_pae(PAYLOAD_TYPE, payload))
-    return {"payloadType": PAYLOAD_TYPE, "payload": _b64(payload),
-            "signatures": [{"keyid": key_id(key.public_key()), "sig": _b64(sig)}]}  # fmt: skip
+    return {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": _b64(payload),
+        "signatures": [{"keyid": key_id(key.public_key()), "sig": _b64(sig)}],
+    }
 
 
 @dataclass
@@ -209,8 +212,13 @@ class Keyring:
         return kid
 
     def to_json(self) -> str:
-        keys = {kid: {"ed25519": _b64(k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)),
-                      "owner": self.owners.get(kid, "")} for kid, k in sorted(self.keys.items())}  # fmt: skip
+        keys = {
+            kid: {
+                "ed25519": _b64(k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)),
+                "owner": self.owners.get(kid, ""),
+            }
+            for kid, k in sorted(self.keys.items())
+        }
         return json.dumps({"keys": keys, "revoked": dict(sorted(self.revoked.items()))}, indent=1) + "\n"
 
     @classmethod
@@ -257,14 +265,20 @@ def read_keyring_file(path: Path) -> str:
         mode = os.fstat(f.fileno()).st_mode
         data = f.read()
     if stat.S_IMODE(mode) & 0o022:
-        raise ModelIntegrityError(str(path), f"keyring is writable by group or others (mode {stat.S_IMODE(mode):04o}); "
-                                  f"`chmod go-w {path}` if its content is what you trust")  # fmt: skip
+        raise ModelIntegrityError(
+            str(path),
+            f"keyring is writable by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"`chmod go-w {path}` if its content is what you trust",
+        )
     # Both the directory named and, through a symlink, the one really holding the file.
     for directory in dict.fromkeys([path.absolute().parent, path.resolve().parent]):
         dmode = directory.stat().st_mode
         if dmode & stat.S_IWOTH and not dmode & stat.S_ISVTX:
-            raise ModelIntegrityError(str(path), f"keyring lies in {directory}, writable by anyone without the sticky "
-                                      f"bit (mode {stat.S_IMODE(dmode):04o}): anyone could replace it")  # fmt: skip
+            raise ModelIntegrityError(
+                str(path),
+                f"keyring lies in {directory}, writable by anyone without the sticky "
+                f"bit (mode {stat.S_IMODE(dmode):04o}): anyone could replace it",
+            )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -121,8 +121,16 @@ def append_frames(client: redis.Redis, key: str, frames: list[bytes], ttl_s: int
 class _FrameSink:
     """Numbers a segment's frames and holds the newest one back so the last can be flagged."""
 
-    def __init__(self, client: redis.Redis, key: str, job: SegmentJob, sample_rate: int, frame_ms: int,
-                 attempt: int = 1, ttl_s: int = 3600) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        job: SegmentJob,
+        sample_rate: int,
+        frame_ms: int,
+        attempt: int = 1,
+        ttl_s: int = 3600,
+    ) -> None:
         self._r, self._key, self._job = client, key, job
         self._sr, self._ms, self._ttl = sample_rate, frame_ms, ttl_s
         self._held: bytes | None = None
@@ -151,8 +159,9 @@ class _FrameSink:
 
 
 class Worker:
-    def __init__(self, client: redis.Redis, engine: Engine, *, keys: Keys | None = None,
-                 config: WorkerConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, client: redis.Redis, engine: Engine, *, keys: Keys | None = None, config: WorkerConfig | None = None
+    ) -> None:
         self._r = client
         self.engine = engine
         self.keys = keys or Keys()
@@ -233,15 +242,21 @@ class Worker:
         now = time.monotonic()
         if now - self._last_reclaim >= min(1.0, self.config.lease_s / 4):
             self._last_reclaim = now
-            items = self.claimer.reclaim(self.config.name, self.config.claim_count, lease_ms=lease_ms,
-                                         max_attempts=self.config.max_attempts)  # fmt: skip
+            items = self.claimer.reclaim(
+                self.config.name, self.config.claim_count, lease_ms=lease_ms, max_attempts=self.config.max_attempts
+            )
             for item in items:
                 log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
             self._finish_orphans()
             self._sweep_if_due()
         if not items:
-            items = self.claimer.claim(self.config.name, self.config.claim_count, workers=self.live_workers,
-                                       reserve=self.config.reserve, lease_ms=lease_ms)  # fmt: skip
+            items = self.claimer.claim(
+                self.config.name,
+                self.config.claim_count,
+                workers=self.live_workers,
+                reserve=self.config.reserve,
+                lease_ms=lease_ms,
+            )
         self._current = list(items)
         for i, item in enumerate(items):
             if self.stop_event.is_set():
@@ -263,8 +278,11 @@ class Worker:
             if found:
                 log.warning("found %d queued entries the depth counter missed (raw XADDs); scheduled them", found)
             if forgotten:
-                log.info("forgot %d idle tenants (nothing queued or in flight for %.0f s)", forgotten,
-                         self.config.idle_tenant_s)  # fmt: skip
+                log.info(
+                    "forgot %d idle tenants (nothing queued or in flight for %.0f s)",
+                    forgotten,
+                    self.config.idle_tenant_s,
+                )
 
     def _keep_leases(self) -> None:
         """Extend the leases of the segments this worker holds, every third of the lease."""
@@ -285,10 +303,15 @@ class Worker:
         if not force and now - self._last_beat < self.config.heartbeat_s:
             return
         self._last_beat = now
-        info = {"voices": self.engine.voices(), "pid": os.getpid(), "served": self.served,
-                "devices": sorted({b.device for b in self.engine.backends.values()}),
-                "models": self.engine.versions, "model_errors": self.model_errors,
-                "model_failures": self.model_failures}  # fmt: skip
+        info = {
+            "voices": self.engine.voices(),
+            "pid": os.getpid(),
+            "served": self.served,
+            "devices": sorted({b.device for b in self.engine.backends.values()}),
+            "models": self.engine.versions,
+            "model_errors": self.model_errors,
+            "model_failures": self.model_failures,
+        }
         pipe = self._r.pipeline(transaction=False)
         # the beat and the liveness window are by the server's clock, not this machine's
         window_ms = int(WORKER_LIVE_S * 1000)
@@ -309,8 +332,12 @@ class Worker:
             current = self.engine.versions.get(model_id)
             if current is None or current == version or (model_id, version) in self._refused:
                 continue
-            self._loading = threading.Thread(target=self._load_version, args=(model_id, version, current),
-                                             name=f"load-{model_id}-{version}", daemon=True)  # fmt: skip
+            self._loading = threading.Thread(
+                target=self._load_version,
+                args=(model_id, version, current),
+                name=f"load-{model_id}-{version}",
+                daemon=True,
+            )
             self._loading.start()
             return
 
@@ -335,8 +362,9 @@ class Worker:
             self._refused.add((model_id, version))
             self.model_errors[model_id] = f"{version}: {error}"
             self.model_failures += 1
-            log.error("worker %s refused %s %s, still serving %s: %s",
-                      self.config.name, model_id, version, previous, error)  # fmt: skip
+            log.error(
+                "worker %s refused %s %s, still serving %s: %s", self.config.name, model_id, version, previous, error
+            )
         else:
             self.engine.swap(model_id, version, backend, voices)
             self.model_errors.pop(model_id, None)
@@ -420,8 +448,15 @@ class Worker:
 
     def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
         sr = self.engine.sample_rate(job.voice)
-        sink = _FrameSink(self._r, self.keys.audio(job.request_id), job, sr, self.config.frame_ms, attempt,
-                          self.config.pending_audio_ttl_s)  # fmt: skip
+        sink = _FrameSink(
+            self._r,
+            self.keys.audio(job.request_id),
+            job,
+            sr,
+            self.config.frame_ms,
+            attempt,
+            self.config.pending_audio_ttl_s,
+        )
         t0 = time.perf_counter()
         req = self.keys.request(job.request_id)
         for audio in self.engine.render(job):
@@ -449,8 +484,9 @@ class Worker:
         """Settle the entry; ``chars`` (counted here from the text, never the producer's ``c``) makes the
         measured time a sample of the shared cost rate; 0 for anything not synthesised in full."""
         started = time.perf_counter()
-        done = self.claimer.complete(item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000),
-                                     dropped=dropped, chars=chars)  # fmt: skip
+        done = self.claimer.complete(
+            item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000), dropped=dropped, chars=chars
+        )
         self._settled(started)
         if done.finished:
             self._end(rid, done.segments, done.failed, done.status)
@@ -461,8 +497,11 @@ class Worker:
         """The request's metadata vanished while this segment was served (a FLUSHALL, a restart
         without persistence, an eviction): end its stream so the listener hears "request lost" now."""
         log.warning("request %s is gone from Redis; ending its stream", rid)
-        lost = ErrorFrame("request_lost", "the request is gone from Redis (flushed, evicted, expired or restarted "
-                                          "without persistence) and will not finish")  # fmt: skip
+        lost = ErrorFrame(
+            "request_lost",
+            "the request is gone from Redis (flushed, evicted, expired or restarted "
+            "without persistence) and will not finish",
+        )
         frames = [encode_frame(lost), encode_frame(EndFrame(1, EndStatus.ERROR))]
         append_frames(self._r, self.keys.audio(rid), frames, self.config.audio_ttl_s)
 
@@ -491,8 +530,7 @@ class Worker:
             log.warning("writing the overdue end marker of %s", rid)
             self._end(rid, int(segments), int(failed or 0), as_str(status or b""))
 
-    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int,
-               dead_letter: bool = True) -> None:  # fmt: skip
+    def _error(self, item: Claimed, rid: str, code: str, message: str, seq: int, dead_letter: bool = True) -> None:
         """Fail segment ``seq`` of request ``rid``, which this entry owns (admitted): an error frame
         the listener can skip, a dead letter unless told otherwise, and the completion."""
         self.failed += 1
