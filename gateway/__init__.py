@@ -1,4 +1,4 @@
-"""The edge: subscriber API (and, later, the HTTP/SSE/WebSocket gateway)."""
+"""The edge: the HTTP, SSE and WebSocket gateway (:func:`gateway.app.create_app`) and the subscriber API."""
 
 from gateway.subscriber import AsyncSubscriber, Reorderer, StreamState, Subscriber
 

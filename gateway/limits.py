@@ -5,7 +5,7 @@ from the others. Every streaming response (audio, events, speech) and every open
 WebSocket holds a *stream* slot for its lifetime; every other API call holds a
 *call* slot while it is handled. Over a tenant's share the answer is 429, over the
 gateway's total it is 503, both with ``Retry-After``: load is never a 500. The
-Redis connection pools are sized from the same numbers (see ``gateway.app``), so
+Redis connection pools are sized from the same numbers (see :mod:`gateway.service`), so
 a request that is admitted finds a connection.
 """
 
@@ -47,8 +47,12 @@ class Limits:
             return int(raw) if raw else default
 
         d = cls()
-        return cls(get("max_streams", d.max_streams), get("max_streams_per_tenant", d.max_streams_per_tenant),
-                   get("max_calls", d.max_calls), get("max_calls_per_tenant", d.max_calls_per_tenant))  # fmt: skip
+        return cls(
+            get("max_streams", d.max_streams),
+            get("max_streams_per_tenant", d.max_streams_per_tenant),
+            get("max_calls", d.max_calls),
+            get("max_calls_per_tenant", d.max_calls_per_tenant),
+        )
 
 
 class Slots:
@@ -73,12 +77,20 @@ class Slots:
         """Raise as :meth:`take` would, without taking a slot."""
         if self.held.get(tenant, 0) >= self.per_tenant:
             self.refused[429] += 1
-            raise HttpError(429, f"too many {self.what} open for this tenant (limit {self.per_tenant}); "
-                                 "close some or retry later", f"too_many_{self.what}", self._retry)  # fmt: skip
+            raise HttpError(
+                429,
+                f"too many {self.what} open for this tenant (limit {self.per_tenant}); close some or retry later",
+                f"too_many_{self.what}",
+                self._retry,
+            )
         if self.in_use >= self.total:
             self.refused[503] += 1
-            raise HttpError(503, f"the gateway is at its limit of {self.total} {self.what}; retry shortly",
-                            "gateway_busy", self._retry)  # fmt: skip
+            raise HttpError(
+                503,
+                f"the gateway is at its limit of {self.total} {self.what}; retry shortly",
+                "gateway_busy",
+                self._retry,
+            )
 
     def give(self, tenant: str) -> None:
         if self.held[tenant] > 0:

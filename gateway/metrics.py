@@ -15,14 +15,22 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("chorus_gateway_requests", "Requests by endpoint and audio format",
-                                ["endpoint", "format"], registry=r)  # fmt: skip
+        self.requests = Counter(
+            "chorus_gateway_requests", "Requests by endpoint and audio format", ["endpoint", "format"], registry=r
+        )
         self.enqueued = Counter("chorus_gateway_enqueued", "Requests enqueued, by tenant", ["tenant"], registry=r)
-        self.ttfa = Histogram("chorus_gateway_time_to_first_audio_seconds",
-                              "From the request's arrival to its first audio frame leaving", buckets=_LATENCY,
-                              registry=r)  # fmt: skip
-        self.frame_gap = Histogram("chorus_gateway_frame_gap_seconds", "Time between consecutive frames of a stream",
-                                   buckets=_LATENCY, registry=r)  # fmt: skip
+        self.ttfa = Histogram(
+            "chorus_gateway_time_to_first_audio_seconds",
+            "From the request's arrival to its first audio frame leaving",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.frame_gap = Histogram(
+            "chorus_gateway_frame_gap_seconds",
+            "Time between consecutive frames of a stream",
+            buckets=_LATENCY,
+            registry=r,
+        )
         self.frames = Counter("chorus_gateway_frames", "Audio frames streamed", registry=r)
         self.cancelled = Counter("chorus_gateway_cancelled", "Requests cancelled (DELETE or disconnect)", registry=r)
         self.errors = Counter("chorus_gateway_errors", "Errors by kind", ["code"], registry=r)

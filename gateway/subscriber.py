@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aredis
 
 from shared.connection import client_url, is_outage, translate
+from shared.constants import EndStatus, backoff
 from shared.errors import (
     ProtocolError,
     RedisUnavailable,
@@ -106,7 +107,7 @@ class StreamState:
         self.error: RequestFailed | None = None
         self.last_progress = time.monotonic()
         self._outage_since: float | None = None
-        self._backoff = 0.1
+        self._backoff: float | None = None
         self._lost_checked = 0.0
 
     def feed(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AudioFrame]:
@@ -134,7 +135,7 @@ class StreamState:
     def finished(self) -> bool:
         # The end marker is written after every segment's frames, so once it is seen
         # the reorderer must have reached the last segment. A cancelled marker ends at once.
-        if self.end is not None and self.end.status == "cancelled":
+        if self.end is not None and self.end.status == EndStatus.CANCELLED:
             return True
         return self.end is not None and self.order.segment >= self.end.segments
 
@@ -142,7 +143,7 @@ class StreamState:
         """Raise a pending error frame; after the end marker a gap is an error, not a hang."""
         if self.error is not None:
             raise self.error
-        if self.end is not None and self.end.status == "cancelled":
+        if self.end is not None and self.end.status == EndStatus.CANCELLED:
             raise RequestCancelled(self.request_id, self.order.segment)
         if self.end is not None and not self.finished:
             raise RequestFailed(
@@ -155,17 +156,17 @@ class StreamState:
     def outage(self, exc: Exception, url: str, timeout_s: float) -> float:
         """Redis went away mid-stream: how long to wait before reading on from ``last_id``.
 
-        Backs off from 0.1 s to 2 s; raises :class:`RedisUnavailable` once the outage
-        has lasted longer than ``timeout_s``.
+        Backs off as :func:`shared.constants.backoff` does (0.1 s doubling to 2 s); raises
+        :class:`RedisUnavailable` once the outage has lasted longer than ``timeout_s``.
         """
         now = time.monotonic()
         if self._outage_since is None:  # log once per outage, not once per retry
-            self._outage_since, self._backoff = now, 0.1
+            self._outage_since, self._backoff = now, None
             log.warning("request %s: redis unavailable (%s); reading on from %s", self.request_id, exc, self.last_id)
         if now - self._outage_since > timeout_s:
             raise RedisUnavailable(url, f"{exc} (for {now - self._outage_since:.1f}s)") from exc
-        delay, self._backoff = self._backoff, min(self._backoff * 2, 2.0)
-        return delay
+        self._backoff = backoff(self._backoff)
+        return self._backoff
 
     def lost_check_due(self) -> bool:
         """Whether to look for the request itself: no frame for a while (and not since the last look).
@@ -180,9 +181,13 @@ class StreamState:
         return True
 
     def lost(self) -> RequestFailed:
-        return RequestFailed(self.request_id, "request_lost",
-                             "the request is gone from Redis (flushed, evicted, expired or restarted without "
-                             "persistence) and will not finish", None)  # fmt: skip
+        return RequestFailed(
+            self.request_id,
+            "request_lost",
+            "the request is gone from Redis (flushed, evicted, expired or restarted without persistence) "
+            "and will not finish",
+            None,
+        )
 
     def reconnected(self) -> None:
         if self._outage_since is not None:

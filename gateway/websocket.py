@@ -6,7 +6,7 @@ events (``header`` with the request id, ``end``, ``error``) and binary frames of
 PCM16 little-endian mono audio at the header's ``sample_rate``.
 
 A request sent while another streams waits in a small per-socket queue
-(:attr:`~gateway.app.GatewayConfig.ws_queue`) and is served in order; a full
+(:attr:`~gateway.service.GatewayConfig.ws_queue`) and is served in order; a full
 queue answers an ``error`` event (code ``ws_queue_full``). The socket holds one
 of its tenant's stream slots while open; over the tenant's limit (or the
 gateway's) the handshake is refused with HTTP 429 (503) and ``Retry-After``
@@ -25,18 +25,17 @@ import json
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.http import MAX_JSON_DEPTH, HttpError, error_response, http_error, json_depth, unavailable
+from gateway.service import Gateway
 from gateway.subscriber import StreamState
+from shared.constants import EndStatus
 from shared.errors import ChorusError, RequestCancelled, RequestFailed
 from shared.keys import Keys
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 __all__ = ["serve_websocket"]
 
@@ -45,7 +44,7 @@ log = logging.getLogger(__name__)
 
 async def serve_websocket(gw: Gateway, ws: WebSocket) -> None:
     try:
-        tenant, digest = await gw.authenticate(ws)
+        tenant, digest = await gw.auth.authenticate(ws)
     except HttpError as exc:  # accepted first: a browser can read a close code, not a refused handshake
         await ws.accept()
         await ws.close(code=4401, reason=exc.message[:120])
@@ -131,8 +130,8 @@ class _Session:
                     await self.gw.cancel(*self.current)
                 continue
             if len(self.waiting) >= self.gw.config.ws_queue:
-                await self._send({"event": "error", "status": 429, "code": "ws_queue_full",
-                                  "message": f"{len(self.waiting)} requests already wait on this socket"})  # fmt: skip
+                message = f"{len(self.waiting)} requests already wait on this socket"
+                await self._send({"event": "error", "status": 429, "code": "ws_queue_full", "message": message})
                 continue
             self.waiting.append(body)
             self.wakeup.set()
@@ -143,7 +142,7 @@ class _Session:
         while True:
             await asyncio.sleep(self.gw.config.key_recheck_s)
             try:
-                valid = await self.gw.key_valid(self.digest)
+                valid = await self.gw.auth.key_valid(self.digest)
             except redis.RedisError:
                 continue  # an outage is not a revocation
             if not valid:
@@ -172,7 +171,7 @@ class _Session:
             try:
                 async for frame, _ in gw.frames(StreamState(rid), time.perf_counter()):
                     await self.ws.send_bytes(frame.pcm)
-                await self._send({"event": "end", "id": rid, "status": "ok"})
+                await self._send({"event": "end", "id": rid, "status": EndStatus.OK.value})
             except RequestCancelled as exc:
                 await self._send({"event": "end", "id": rid, "status": exc.code, "message": exc.message})
             except RequestFailed as exc:
