@@ -1,10 +1,11 @@
 """Fairness of the scheduler on real Redis with several worker processes and a controlled backend.
 
-Each worker process runs the real ``Worker`` with a backend that sleeps
-``--ms-per-char`` per character of the segment (the synthesis time is known and
-proportional to the text, as with a real model), and records when it served
-which tenant. Shares of worker time are measured from those records, over a
-window in which every tenant still had queued work (saturated).
+Each worker process runs the real ``Worker`` with :class:`chorus.testing.SleepBackend`,
+which sleeps ``--ms-per-char`` per weighted character of the segment (every text here
+is Chinese: one per character; the synthesis time is known and proportional to the
+text, as with a real model), and records when it served which tenant. Shares of
+worker time are measured from those records, over a window in which every tenant
+still had queued work (saturated).
 
 Scenarios:
   equal      tenants A, B, C with weights 3:2:1, all segments 30 characters
@@ -21,29 +22,29 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import signal
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import redis
 
-from bench.common import Identity, pct
+from bench.common import pct
 from broker.claim import Claimed
 from broker.producer import Producer
 from broker.segment import segment_text
+from broker.segment import weight as text_weight
 from broker.tenants import TenantPolicy, Tenants
+from chorus.testing import run_worker, sleep_engine, stop_processes, wait_for_workers
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
+from shared.constants import HEARTBEAT_S
 from shared.embedded import EmbeddedRedis
 from shared.keys import Keys
-from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig
 
 WEIGHTS = {"A": 3, "B": 2, "C": 1}
@@ -54,29 +55,12 @@ PARAGRAPH = (
 )
 
 
-class SleepBackend:
-    """Synthesis whose time is controlled: sleeps a fixed time per character."""
-
-    model_id = "sleep"
-    device = "none"
-    sample_rate = 24000
-
-    def __init__(self, ms_per_char: float) -> None:
-        self.ms_per_char = ms_per_char
-        self._audio = np.zeros(480, dtype=np.float32)
-
-    def voices(self) -> list[str]:
-        return []
-
-    def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
-        time.sleep(len(phonemes) * self.ms_per_char / 1000)
-        yield self._audio
-
-
 class RecordingWorker(Worker):
     """Records (tenant, lane, start, end) of every segment it serves."""
 
-    records: list[tuple[str, str, float, float]]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.records: list[tuple[str, str, float, float]] = []
 
     def serve(self, item: Claimed) -> None:
         t0 = time.time()
@@ -85,12 +69,10 @@ class RecordingWorker(Worker):
 
 
 def _worker_main(url: str, name: str, ms_per_char: float, out: str, reserve: int) -> None:
-    engine = Engine(backends={"jm_kumo": SleepBackend(ms_per_char)}, frontends={"zh": Identity()})
-    worker = RecordingWorker(sync_client(RedisSettings.from_dsn(url)), engine,
-                             config=WorkerConfig(name=name, idle_wait_s=0.5, reserve=reserve))  # fmt: skip
-    worker.records = []
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    worker.run()
+    """Process target: a recording worker on the sleep backend; its records go to ``out`` when it stops."""
+    config = WorkerConfig(idle_wait_s=0.5, reserve=reserve)
+    worker = run_worker(url, name, partial(sleep_engine, ms_per_char), config, worker_class=RecordingWorker)
+    assert isinstance(worker, RecordingWorker)
     Path(out).write_text(json.dumps(worker.records))
 
 
@@ -103,20 +85,17 @@ class Pool:
         self.procs = []
         for i in range(n):
             args = (url, f"w{i}", ms_per_char, f"{self._dir}/w{i}.json", reserve)
-            self.procs.append(ctx.Process(target=_worker_main, args=args))
+            self.procs.append(ctx.Process(target=_worker_main, args=args, name=f"w{i}"))
         for p in self.procs:
             p.start()
 
     def wait_ready(self, r: redis.Redis, keys: Keys) -> None:
-        while r.zcard(keys.workers()) < len(self.procs):
-            time.sleep(0.05)
+        wait_for_workers(r, keys, len(self.procs), 60, procs=self.procs)
 
     def stop(self) -> list[tuple[str, str, float, float]]:
-        for p in self.procs:
-            p.terminate()
+        stop_processes(self.procs, timeout_s=30)
         out: list[tuple[str, str, float, float]] = []
-        for i, p in enumerate(self.procs):
-            p.join(30)
+        for i in range(len(self.procs)):
             out += [tuple(x) for x in json.loads(Path(f"{self._dir}/w{i}.json").read_text())]  # type: ignore[misc]
         return out
 
@@ -157,15 +136,19 @@ def saturated(
     busy = shares(records, t0, t1)
     total = sum(busy.values())
     wsum = sum(WEIGHTS.values())
-    print(f"\n[{label}] {args.workers} workers, window {t1 - t0:.1f} s, worker time {total:.1f} s "
-          f"({total / (args.workers * (t1 - t0)):.1%} utilisation); still queued at the end: {left}")  # fmt: skip
+    print(
+        f"\n[{label}] {args.workers} workers, window {t1 - t0:.1f} s, worker time {total:.1f} s "
+        f"({total / (args.workers * (t1 - t0)):.1%} utilisation); still queued at the end: {left}"
+    )
     devs = {}
     for tenant, weight in WEIGHTS.items():
         share, want = busy.get(tenant, 0) / total, weight / wsum
         n = sum(1 for rec in records if rec[0] == tenant and t0 <= rec[2] < t1)
         devs[tenant] = share / want - 1
-        print(f"  {tenant}: weight {weight}  {chars[tenant]:>3} chars/segment  segments {n:>6}  "
-              f"share {share:6.2%}  target {want:6.2%}  off by {devs[tenant]:+.1%}")  # fmt: skip
+        print(
+            f"  {tenant}: weight {weight}  {chars[tenant]:>3} chars/segment  segments {n:>6}  "
+            f"share {share:6.2%}  target {want:6.2%}  off by {devs[tenant]:+.1%}"
+        )
     return devs
 
 
@@ -189,7 +172,7 @@ def light_tenant(url: str, r: redis.Redis, args: argparse.Namespace, reserve: in
     heavy_segments = [s.text for s in segment_text(PARAGRAPH)]
     pool = Pool(url, args.workers, args.ms_per_char, reserve)
     pool.wait_ready(r, keys)
-    time.sleep(2 * 2.0)  # two heartbeats: every worker knows how many live workers there are
+    time.sleep(2 * HEARTBEAT_S)  # two heartbeats: every worker knows how many live workers there are
     ttfa(r, p, sub, light_text, 5)  # warm-up
     idle = ttfa(r, p, sub, light_text, args.rounds)
     sizes = [len(s) for s in heavy_segments]
@@ -208,10 +191,12 @@ def light_tenant(url: str, r: redis.Redis, args: argparse.Namespace, reserve: in
     heavy_rate = sum(1 for rec in records if rec[0] == "heavy" and t0 <= rec[2] < t1) / (t1 - t0)
     ratio50 = pct(loaded, 50) / pct(idle, 50)
     mode = f"reserve {reserve}" if reserve else "work-conserving"
-    print(f"\n[light, {mode}] {args.workers} workers; light's first segment {first!r} ({len(first)} chars, "
-          f"{len(first) * args.ms_per_char:.0f} ms of synthesis); heavy: {queued} segments of "
-          f"{min(sizes)}-{max(sizes)} chars (mean {statistics.fmean(sizes):.0f}), {left} still queued at the end; "
-          f"worker utilisation while measuring {util:.1%}, heavy served {heavy_rate:.0f} segments/s")  # fmt: skip
+    print(
+        f"\n[light, {mode}] {args.workers} workers; light's first segment {first!r} ({len(first)} chars, "
+        f"{text_weight(first) * args.ms_per_char:.0f} ms of synthesis); heavy: {queued} segments of "
+        f"{min(sizes)}-{max(sizes)} chars (mean {statistics.fmean(sizes):.0f}), {left} still queued at the end; "
+        f"worker utilisation while measuring {util:.1%}, heavy served {heavy_rate:.0f} segments/s"
+    )
     print(f"  idle system   TTFA p50 {pct(idle, 50):6.1f} ms  p90 {pct(idle, 90):6.1f} ms  (n={len(idle)})")
     print(f"  heavy flood   TTFA p50 {pct(loaded, 50):6.1f} ms  p90 {pct(loaded, 90):6.1f} ms  (n={len(loaded)})")
     print(f"  ratio loaded/idle: p50 {ratio50:.2f}x  p90 {pct(loaded, 90) / pct(idle, 90):.2f}x")
@@ -233,8 +218,10 @@ def batch_moves(url: str, r: redis.Redis, args: argparse.Namespace) -> float:
     for rec in mine:
         by_lane[rec[1]] += 1
     frac = by_lane["batch"] / max(1, len(mine))
-    print(f"\n[batch] tenant A: 20,000 interactive + 2,000 batch segments queued; served {dict(by_lane)}: "
-          f"batch got {frac:.1%} of A's segments (guaranteed share 10%)")  # fmt: skip
+    print(
+        f"\n[batch] tenant A: 20,000 interactive + 2,000 batch segments queued; served {dict(by_lane)}: "
+        f"batch got {frac:.1%} of A's segments (guaranteed share 10%)"
+    )
     return frac
 
 
@@ -249,7 +236,7 @@ def main() -> None:
     args = ap.parse_args()
     with EmbeddedRedis() as server:
         r = sync_client(RedisSettings.from_dsn(server.url))
-        print(f"redis-server {r.info()['redis_version']}; sleep backend {args.ms_per_char} ms per character")
+        print(f"redis-server {r.info()['redis_version']}; sleep backend {args.ms_per_char} ms per weighted character")
         results = {}
         if args.only in (None, "equal"):
             results["equal"] = saturated(server.url, r, args, {"A": 30, "B": 30, "C": 30}, "equal lengths")

@@ -19,16 +19,19 @@ import time
 
 import httpx
 
-from bench.common import pct, start_null_workers
+from bench.common import pct
 from broker.producer import AsyncProducer
 from chorus.launch import start_gateway
+from chorus.testing import null_engine, start_workers, stop_processes
 from gateway.subscriber import AsyncSubscriber
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
+from shared.constants import DEFAULT_SAMPLE_RATE
 from shared.embedded import EmbeddedRedis
+from workers.worker import WorkerConfig
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
-FRAME_BYTES = 4800  # 100 ms of PCM16 at 24 kHz
+FRAME_BYTES = DEFAULT_SAMPLE_RATE // 10 * 2  # 100 ms of PCM16
 
 
 def _rss_mb(pid: int) -> float:
@@ -98,24 +101,27 @@ def main() -> None:
     args = ap.parse_args()
     with EmbeddedRedis() as server:
         r = sync_client(RedisSettings.from_dsn(server.url))
-        procs = start_null_workers(server.url, args.workers, claim=4)
+        procs = start_workers(server.url, args.workers, null_engine, WorkerConfig(claim_count=4), prefix="null-")
         gateway = start_gateway(server.url, "--no-auth", workers=args.workers)
         gw, base = gateway.proc, gateway.base
         idle_mb = _rss_mb(gw.pid)
         version = r.info()["redis_version"]
         print(f"redis-server {version}; {args.workers} null workers; gateway RSS idle {idle_mb:.0f} MB")
-        print(f"{'streams':>8} {'direct p50/p99 ms':>18} {'gateway p50/p99 ms':>19} {'added p50/p99 ms':>17} "
-              f"{'frames/s':>9} {'gateway RSS':>12}")  # fmt: skip
+        print(
+            f"{'streams':>8} {'direct p50/p99 ms':>18} {'gateway p50/p99 ms':>19} {'added p50/p99 ms':>17} "
+            f"{'frames/s':>9} {'gateway RSS':>12}"
+        )
         asyncio.run(through_gateway(base, 50, 8))  # warm-up
         for c in (int(x) for x in args.concurrency.split(",")):
             d_ttfa, _ = asyncio.run(direct(server.url, args.requests, c))
             g_ttfa, frames, elapsed = asyncio.run(through_gateway(base, args.requests, c))
             d50, d99, g50, g99 = pct(d_ttfa, 50), pct(d_ttfa, 99), pct(g_ttfa, 50), pct(g_ttfa, 99)
-            print(f"{c:>8} {d50:>8.2f} / {d99:>7.2f} {g50:>9.2f} / {g99:>7.2f} {g50 - d50:>8.2f} / {g99 - d99:>6.2f} "
-                  f"{frames / elapsed:>9,.0f} {_rss_mb(gw.pid):>9.0f} MB")  # fmt: skip
+            print(
+                f"{c:>8} {d50:>8.2f} / {d99:>7.2f} {g50:>9.2f} / {g99:>7.2f} {g50 - d50:>8.2f} / {g99 - d99:>6.2f} "
+                f"{frames / elapsed:>9,.0f} {_rss_mb(gw.pid):>9.0f} MB"
+            )
         gateway.stop()
-        for p in procs:
-            p.terminate()
+        stop_processes(procs)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -59,13 +60,13 @@ from bench.common import pct
 from broker.scripts import ENQUEUE, script_source
 from broker.tenants import TenantPolicy, Tenants
 from chorus.launch import start_gateway
+from chorus.testing import paced_config, paced_engine, start_workers, stop_processes
 from gateway.auth import ApiKeys
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
 from shared.embedded import EmbeddedRedis
 from shared.keys import GROUP, LANES, Keys, new_request_id
 from shared.protocol import AudioFrame, EndFrame, HeaderFrame, SegmentJob, decode_frame, encode_segment
-from workers.pace import run_paced_worker
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
 FLOOD_TEXTS = ("a" * 65536, "中" * 21845)  # 64 KB without punctuation: 276 and 230 segments
@@ -235,8 +236,11 @@ async def _attack(cfg: Attack, stop: Any, ready: Any, results: Any, alice_ids: A
 
                 length = n % 2 == 0
                 try:
-                    resp = await client.post("/v1/audio/speech", content=OVERSIZE if length else chunked(),
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
+                    resp = await client.post(
+                        "/v1/audio/speech",
+                        content=OVERSIZE if length else chunked(),
+                        headers={"Content-Type": "application/json"},
+                    )
                     what = "with length" if length else "chunked"
                     tally.http[f"POST /v1/audio/speech 2MB {what} {resp.status_code}"] += 1
                 except httpx.HTTPError as exc:
@@ -424,8 +428,8 @@ class HealthProbe:
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
     """CPU seconds of each process so far; ``(machine)``: busy seconds of all cores together."""
     machine = psutil.cpu_times()
-    out: dict[str, float] = {"(machine)": machine.user + machine.nice + machine.system + machine.irq + machine.softirq
-                             + getattr(machine, "steal", 0.0)}  # fmt: skip
+    busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq + getattr(machine, "steal", 0.0)
+    out: dict[str, float] = {"(machine)": busy}
     for name, p in procs.items():
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
@@ -444,17 +448,6 @@ def _p(ms: list[float], p: float) -> float:
     return pct(ms, p) if ms else float("nan")
 
 
-def _stop_all(procs: Sequence[mp.process.BaseProcess]) -> None:
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(10)
-        if p.is_alive():
-            p.kill()
-            p.join()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     with EmbeddedRedis() as server, contextlib.ExitStack() as cleanup:
@@ -463,11 +456,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Tenants(r).set("mallory", TenantPolicy(max_queued=args.max_queued))
         alice_key, _ = ApiKeys(r).add("alice", "polite")
         mallory_key, _ = ApiKeys(r).add("mallory", "hostile")
-        workers = [ctx.Process(target=run_paced_worker, args=(server.url, f"paced-{i}", 3, 0.03, 5.0, args.reserve),
-                               name=f"paced-{i}", daemon=True) for i in range(args.workers)]  # fmt: skip
-        for p in workers:
-            p.start()
-        cleanup.callback(_stop_all, workers)
+        engine, config = partial(paced_engine, 3, 0.03), paced_config(5.0, args.reserve)
+        workers = start_workers(server.url, args.workers, engine, config, prefix="paced-")
+        cleanup.callback(stop_processes, workers)
         gateway = start_gateway(server.url, workers=args.workers, deadline_s=60)
         gw, base = gateway.proc, gateway.base
         cleanup.callback(gateway.stop)
@@ -492,11 +483,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         stop, ready, results, alice_ids = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue(maxsize=64)
         parts = frozenset(p.strip() for p in args.attack.split(",") if p.strip())
-        cfg = Attack(base, mallory_key, server.url, args.streams, args.sockets, args.flooders, args.oversizers,
-                     args.retry_s, parts)  # fmt: skip
+        cfg = Attack(
+            base,
+            mallory_key,
+            server.url,
+            args.streams,
+            args.sockets,
+            args.flooders,
+            args.oversizers,
+            args.retry_s,
+            parts,
+        )
         attacker = ctx.Process(target=attack, args=(cfg, stop, ready, results, alice_ids), daemon=True)
         attacker.start()
-        cleanup.callback(_stop_all, [attacker])
+        cleanup.callback(stop_processes, [attacker])
         if not ready.wait(120):
             raise SystemExit("the attacker did not start")
         procs["attacker"] = psutil.Process(attacker.pid)
@@ -533,7 +533,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             gateway_stop = f"stopped {time.monotonic() - t0:.1f} s after SIGTERM"
         except subprocess.TimeoutExpired:
             gateway_stop = "still running 15 s after SIGTERM: killed"
-        _stop_all(workers)
+        stop_processes(workers)
         log = gateway.log_text()
         if args.gateway_log:
             with open(args.gateway_log, "w", encoding="utf-8") as f:
@@ -580,8 +580,12 @@ def _touched(r: Any, keys: Keys, rid: str) -> bool:
 
 def _phase_dict(ph: Phase) -> dict[str, Any]:
     def pcts(ms: list[float]) -> dict[str, float]:
-        return {"p50": _p(ms, 50), "p90": _p(ms, 90), "p99": _p(ms, 99),
-                "mean": statistics.fmean(ms) if ms else float("nan")}  # fmt: skip
+        return {
+            "p50": _p(ms, 50),
+            "p90": _p(ms, 90),
+            "p99": _p(ms, 99),
+            "mean": statistics.fmean(ms) if ms else float("nan"),
+        }
 
     return {
         "requests": len(ph.ttfa_ms),
@@ -607,47 +611,61 @@ def report(res: dict[str, Any]) -> None:
     def ok(good: bool) -> str:
         return "ok" if good else "MISSED"
 
-    print(f"{res['workers']} paced workers (90 ms per segment), {res['seconds']:.0f} s per phase; "
-          f"B = alice, A = mallory")  # fmt: skip
+    print(
+        f"{res['workers']} paced workers (90 ms per segment), {res['seconds']:.0f} s per phase; B = alice, A = mallory"
+    )
     print(f"{'B, time to first audio (ms)':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'mean':>8} {'n':>6}")
     for label, ph in (("alone", a), ("under attack", h)):
         t = ph["ttfa_ms"]
-        print(f"  {label:<32} {t['p50']:>8.1f} {t['p90']:>8.1f} {t['p99']:>8.1f} {t['mean']:>8.1f} "
-              f"{ph['requests']:>6}")  # fmt: skip
-    print(f"  {'ratio under attack / alone':<32} {res['ratio_p50']:>7.2f}x {'':>8} {res['ratio_p99']:>7.2f}x"
-          f"   target p99 <= {TARGET_P99_RATIO}x: {ok(res['ratio_p99'] <= TARGET_P99_RATIO)}")  # fmt: skip
+        print(f"  {label:<32} {t['p50']:>8.1f} {t['p90']:>8.1f} {t['p99']:>8.1f} {t['mean']:>8.1f} {ph['requests']:>6}")
+    print(
+        f"  {'ratio under attack / alone':<32} {res['ratio_p50']:>7.2f}x {'':>8} {res['ratio_p99']:>7.2f}x"
+        f"   target p99 <= {TARGET_P99_RATIO}x: {ok(res['ratio_p99'] <= TARGET_P99_RATIO)}"
+    )
     print("B's time, by part (ms; from the stream ids)      alone p50/p99      under attack p50/p99")
-    for part, label in (("gateway_in_ms", "send -> enqueued (gateway in)"),
-                        ("worker_ms", "enqueued -> first frame written (queue + 30 ms)"),
-                        ("gateway_out_ms", "first frame written -> first byte (gateway out)"),
-                        ("healthz_ms", "GET /healthz every 100 ms (event-loop lag)")):  # fmt: skip
+    for part, label in (
+        ("gateway_in_ms", "send -> enqueued (gateway in)"),
+        ("worker_ms", "enqueued -> first frame written (queue + 30 ms)"),
+        ("gateway_out_ms", "first frame written -> first byte (gateway out)"),
+        ("healthz_ms", "GET /healthz every 100 ms (event-loop lag)"),
+    ):
         x, y = a[part], h[part]
         print(f"  {label:<48} {x['p50']:>6.1f} / {x['p99']:>6.1f}      {y['p50']:>7.1f} / {y['p99']:>7.1f}")
     print(f"  slowest under attack (ttfa, in, worker, out): {h['slowest']}")
     b_bad = a["non_2xx"] + h["non_2xx"]
-    print(f"B non-2xx: {b_bad} (alone {a['statuses']}, under attack {h['statuses']}, client errors "
-          f"{h['client_errors'] or 0})   target 0: {ok(b_bad == 0)}")  # fmt: skip
+    print(
+        f"B non-2xx: {b_bad} (alone {a['statuses']}, under attack {h['statuses']}, client errors "
+        f"{h['client_errors'] or 0})   target 0: {ok(b_bad == 0)}"
+    )
     incomplete = a["incomplete"] + h["incomplete"]
     print(f"B answers with incomplete audio: {len(incomplete)}   target 0: {ok(not incomplete)}")
     for line in incomplete[:3]:
         print(f"  {line}")
     late = a["late_headers"] + h["late_headers"]
     print(f"B requests whose header the gateway wrote after their audio: {late} (alone {a['late_headers']})")
-    print(f"alice requests named by A's forged entries: {res['forged_against']}; touched by them: "
-          f"{res['touched']}   target 0: {ok(not res['touched'])}")  # fmt: skip
+    print(
+        f"alice requests named by A's forged entries: {res['forged_against']}; touched by them: "
+        f"{res['touched']}   target 0: {ok(not res['touched'])}"
+    )
     att = res["attacker"]
     print("A's answers:")
     for k, n in sorted(att["http"].items()):
         print(f"  {k:<52} {n:>8,}")
     print(f"  WebSocket close codes {att['ws_close']}; events on open sockets {att['ws_events']}")
-    print(f"  held at once: {att.get('events_peak', 0)} event streams, {att.get('sockets_peak', 0)} WebSockets; "
-          f"poison entries written {att.get('poison', 0)}; client-side errors {att['errors'] or 0}")  # fmt: skip
+    print(
+        f"  held at once: {att.get('events_peak', 0)} event streams, {att.get('sockets_peak', 0)} WebSockets; "
+        f"poison entries written {att.get('poison', 0)}; client-side errors {att['errors'] or 0}"
+    )
     bad = res["server_errors_other_than_503"]
-    print(f"5xx other than 503 (B, A, WebSocket 1011): {bad}; gateway tracebacks {res['gateway_tracebacks']}   "
-          f"target 0: {ok(bad == 0 and res['gateway_tracebacks'] == 0)}")  # fmt: skip
+    print(
+        f"5xx other than 503 (B, A, WebSocket 1011): {bad}; gateway tracebacks {res['gateway_tracebacks']}   "
+        f"target 0: {ok(bad == 0 and res['gateway_tracebacks'] == 0)}"
+    )
     exits = res["worker_exits"]
-    print(f"worker exits: {len(exits)} {exits or ''}   target 0: {ok(not exits)}; gateway alive at the end: "
-          f"{res['gateway_alive']}, {res['gateway_stop']}")  # fmt: skip
+    print(
+        f"worker exits: {len(exits)} {exits or ''}   target 0: {ok(not exits)}; gateway alive at the end: "
+        f"{res['gateway_alive']}, {res['gateway_stop']}"
+    )
     rss = res["gateway_rss_mb"]
     print(f"gateway RSS: start {rss['start']:.0f} MB, peak {rss['peak']:.0f} MB, end {rss['end']:.0f} MB")
     print(f"Redis clients at most: {res['redis_clients_peak']}")
@@ -686,8 +704,9 @@ def main() -> None:
     ap.add_argument("--oversizers", type=int, default=2, help="A's concurrent loops posting 2 MB bodies")
     ap.add_argument("--retry-s", type=float, default=1.0, help="A's pause after a refused stream or socket")
     ap.add_argument("--max-queued", type=int, default=2000, help="A's queue cap (segments)")
-    ap.add_argument("--attack", default=",".join(PARTS),
-                    help=f"what A does, comma-separated (default all: {','.join(PARTS)})")  # fmt: skip
+    ap.add_argument(
+        "--attack", default=",".join(PARTS), help=f"what A does, comma-separated (default all: {','.join(PARTS)})"
+    )
     ap.add_argument("--gateway-log", default="", help="write the gateway's stderr to this file")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()

@@ -13,12 +13,14 @@ import time
 
 import redis
 
-from bench.common import start_null_workers, summary
+from bench.common import summary
 from broker.producer import Producer
+from chorus.testing import null_engine, start_workers, stop_processes, wait_for_workers
 from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
 from shared.keys import Keys
+from workers.worker import WorkerConfig
 
 
 def bare_round_trip(r: redis.Redis, n: int) -> list[float]:
@@ -86,21 +88,21 @@ def main() -> None:
         r = sync_client(RedisSettings.from_dsn(server.url))
         print(f"redis-server {r.info()['redis_version']} on loopback; {args.workers} null workers")
         base = bare_round_trip(r, args.requests)
-        procs = start_null_workers(server.url, 1, claim=1)
-        time.sleep(3)
+        procs = start_workers(server.url, 1, null_engine, WorkerConfig(claim_count=1), prefix="null-")
+        wait_for_workers(r, Keys(), 1, procs=procs)
         first_frame_latency(r, 100)  # warm-up
         lat = first_frame_latency(r, args.requests)
-        for p in procs:
-            p.terminate()
+        stop_processes(procs)
         print(f"bare XADD->XREADGROUP->XADD->XREAD: {summary(base)}")
         print(f"chorus enqueue -> first frame:      {summary(lat)}")
         print(f"ratio p50 chorus / bare: {sorted(lat)[len(lat) // 2] / sorted(base)[len(base) // 2]:.1f}x")
-        procs = start_null_workers(server.url, args.workers, claim=args.claim)
-        time.sleep(3)
+        procs = start_workers(
+            server.url, args.workers, null_engine, WorkerConfig(claim_count=args.claim), prefix="null-"
+        )
+        wait_for_workers(r, Keys(), args.workers, procs=procs)
         rate = throughput(r, args.throughput)
         print(f"throughput: {rate:,.0f} segments/s end to end ({args.workers} workers, claim {args.claim})")
-        for p in procs:
-            p.terminate()
+        stop_processes(procs)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ was completed by others), and Redis memory per finished request.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import random
 import signal
@@ -28,28 +27,30 @@ import statistics
 import threading
 import time
 from collections import Counter
+from functools import partial
+from multiprocessing.process import BaseProcess
 
 import redis
 
 from bench.common import pct
 from broker.producer import Producer
+from chorus.testing import paced_config, paced_engine, start_worker, wait_for_workers
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
+from shared.constants import FINISHED_AUDIO_TTL_S, FINISHED_REQUEST_TTL_S
 from shared.embedded import EmbeddedRedis
 from shared.errors import ChorusError
 from shared.keys import GROUP, LANES, Keys
 from shared.protocol import AudioFrame, EndFrame, decode_frame
-from workers.pace import run_paced_worker
 
 TENANTS = ["t0", "t1", "t2", "t3"]
 
 
 class Chaos:
     def __init__(self, url: str, n: int, lease_s: float, chunk_s: float) -> None:
-        self.url, self.lease_s, self.chunk_s = url, lease_s, chunk_s
-        self.ctx = mp.get_context("spawn")
-        self.procs: dict[str, mp.process.BaseProcess] = {}
+        self.url, self.engine, self.config = url, partial(paced_engine, 1, chunk_s), paced_config(lease_s)
+        self.procs: dict[str, BaseProcess] = {}
         self.serial = 0
         for _ in range(n):
             self.spawn()
@@ -59,9 +60,7 @@ class Chaos:
     def spawn(self) -> None:
         name = f"soak{self.serial}"
         self.serial += 1
-        p = self.ctx.Process(target=run_paced_worker, args=(self.url, name, 1, self.chunk_s, self.lease_s))
-        p.start()
-        self.procs[name] = p
+        self.procs[name] = start_worker(self.url, name, self.engine, self.config, daemon=False)
 
     def held_by(self, r: redis.Redis, name: str) -> set[tuple[str, bytes]]:
         keys, out = Keys(), set()
@@ -131,8 +130,7 @@ def main() -> None:
         r = sync_client(RedisSettings.from_dsn(server.url))
         base_mem = int(r.info("memory")["used_memory"])
         chaos = Chaos(server.url, args.workers, args.lease, args.chunk_ms / 1000)
-        while r.zcard(Keys().workers()) < args.workers:
-            time.sleep(0.05)
+        wait_for_workers(r, Keys(), args.workers, 60, procs=list(chaos.procs.values()))
         stop = threading.Event()
         t0 = time.monotonic()
         chaos_thread = threading.Thread(target=chaos.loop, args=(r, args.kill_every, stop), daemon=True)
@@ -161,21 +159,33 @@ def main() -> None:
             redone += again
         mem = int(r.info("memory")["used_memory"])
         sample = ids[: min(200, len(ids))]
-        per_req = [int(r.memory_usage(keys.request(rid)) or 0) + int(r.memory_usage(keys.audio(rid)) or 0)
-                   for rid in sample]  # fmt: skip
+        per_req = [
+            int(r.memory_usage(keys.request(rid)) or 0) + int(r.memory_usage(keys.audio(rid)) or 0) for rid in sample
+        ]
         rec = chaos.recoveries
-        print(f"redis-server {r.info()['redis_version']}; {args.requests} requests x 2 segments, {args.workers} "
-              f"workers (one 100 ms frame after {args.chunk_ms:.0f} ms each), lease {args.lease:.1f} s")  # fmt: skip
-        print(f"finished in {elapsed:.1f} s with {chaos.kills} kill -9s (every {args.kill_every:.1f} s), "
-              f"{len(pending)} unfinished at the deadline")  # fmt: skip
-        print(f"heard exactly once: {outcomes['exactly once']}   lost: {outcomes['lost']}   "
-              f"duplicated: {outcomes['duplicated']}")  # fmt: skip
+        print(
+            f"redis-server {r.info()['redis_version']}; {args.requests} requests x 2 segments, {args.workers} "
+            f"workers (one 100 ms frame after {args.chunk_ms:.0f} ms each), lease {args.lease:.1f} s"
+        )
+        print(
+            f"finished in {elapsed:.1f} s with {chaos.kills} kill -9s (every {args.kill_every:.1f} s), "
+            f"{len(pending)} unfinished at the deadline"
+        )
+        print(
+            f"heard exactly once: {outcomes['exactly once']}   lost: {outcomes['lost']}   "
+            f"duplicated: {outcomes['duplicated']}"
+        )
         print(f"segments synthesised again after a kill (not heard twice): {redone}")
         if rec:
-            print(f"recovery after a kill (victim's segments completed elsewhere): p50 {pct(rec, 50):.2f} s, "
-                  f"max {max(rec):.2f} s over {len(rec)} kills that held work")  # fmt: skip
-        print(f"Redis memory: {(mem - base_mem) / len(ids):,.0f} bytes per finished request overall; request hash + "
-              f"audio stream {statistics.fmean(per_req):,.0f} bytes (expire after 3600 s / 300 s)")  # fmt: skip
+            print(
+                f"recovery after a kill (victim's segments completed elsewhere): p50 {pct(rec, 50):.2f} s, "
+                f"max {max(rec):.2f} s over {len(rec)} kills that held work"
+            )
+        ttl = f"{FINISHED_REQUEST_TTL_S} s / {FINISHED_AUDIO_TTL_S} s"
+        print(
+            f"Redis memory: {(mem - base_mem) / len(ids):,.0f} bytes per finished request overall; request hash + "
+            f"audio stream {statistics.fmean(per_req):,.0f} bytes (expire after {ttl})"
+        )
 
 
 if __name__ == "__main__":

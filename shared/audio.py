@@ -9,7 +9,6 @@ It is per-sample and stateless, so it streams.
 from __future__ import annotations
 
 import struct
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -121,11 +120,3 @@ class WavWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_wav(path: str | Path) -> tuple[npt.NDArray[np.int16], int]:
-    """Read a mono PCM16 WAV (for tests and benchmarks)."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            raise ValueError(f"{path}: expected mono PCM16")
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()

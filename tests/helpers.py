@@ -1,4 +1,5 @@
-"""Test helpers: a tiny Kokoro-shaped ONNX model built with onnx.helper, engines around it, a test signer."""
+"""Test helpers that need the test extras: a tiny Kokoro-shaped ONNX model built with onnx.helper, engines
+around it, a test signer, the key-leak check. Doubles shared with the benchmarks are in :mod:`chorus.testing`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from workers.engine import Engine
 from workers.frontend_zh import MandarinFrontend
 from workers.kokoro import KokoroBackend
 from workers.model_store import ModelStore, manifest_name
-from workers.pace import run_paced_worker
 from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key, sign_manifest
 
 OWNED_KEYS = re.compile(
@@ -133,8 +133,3 @@ class Signer:
         path = self.manifests / manifest_name(manifest.model, manifest.version)
         path.write_text(json.dumps(sign_manifest(manifest, key or self.key)))
         return path
-
-
-def run_sleep_worker(url: str, name: str, chunks: int, chunk_s: float, lease_s: float) -> None:
-    """Process target: a real Worker with a paced tone backend (see :mod:`workers.pace`)."""
-    run_paced_worker(url, name, chunks, chunk_s, lease_s)

@@ -1,6 +1,6 @@
 """The synthesis worker: model store, text frontends, ONNX backends, the worker loop."""
 
-from workers.backend import NullBackend, SynthesisBackend
+from workers.backend import SynthesisBackend
 from workers.engine import Engine, load_engine
 from workers.frontend import TextFrontend
 from workers.kokoro import KokoroBackend, split_phonemes
@@ -12,7 +12,6 @@ __all__ = [
     "KokoroBackend",
     "LoadedModel",
     "ModelStore",
-    "NullBackend",
     "SynthesisBackend",
     "TextFrontend",
     "Worker",

@@ -1,4 +1,4 @@
-"""The synthesis-backend seam, and the null backend used by queue benchmarks."""
+"""The synthesis-backend seam (test and benchmark doubles live in :mod:`chorus.testing`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NullBackend", "SynthesisBackend"]
+__all__ = ["SynthesisBackend"]
 
 
 class SynthesisBackend(Protocol):
@@ -21,20 +21,3 @@ class SynthesisBackend(Protocol):
     def voices(self) -> list[str]: ...
 
     def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]: ...
-
-
-class NullBackend:
-    """Returns a fixed stretch of silence at once: measures the queue, not a model."""
-
-    model_id = "null"
-    device = "none"
-
-    def __init__(self, sample_rate: int = 24000, samples: int = 2400) -> None:
-        self.sample_rate = sample_rate
-        self._audio = np.zeros(samples, dtype=np.float32)
-
-    def voices(self) -> list[str]:
-        return []
-
-    def synthesize(self, phonemes: str, voice: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
-        yield self._audio

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from broker.producer import Producer
+from chorus.testing import run_paced_worker, wait_for_workers
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
@@ -27,7 +28,6 @@ from shared.embedded import EmbeddedRedis
 from shared.errors import RedisUnavailable
 from shared.keys import GROUP, Keys
 from shared.protocol import AudioFrame, decode_frame
-from tests.helpers import run_sleep_worker
 
 pytestmark = pytest.mark.slow
 CHUNKS = 6  # frames per segment
@@ -37,16 +37,13 @@ TEXT = ["第一段。", "第二段。", "第三段。", "第四段。", "第五�
 class Workers:
     def __init__(self, url: str, n: int, chunk_s: float = 0.05, lease_s: float = 1.0) -> None:
         ctx = mp.get_context("spawn")
-        self.procs = {f"fw{i}": ctx.Process(target=run_sleep_worker, args=(url, f"fw{i}", CHUNKS, chunk_s, lease_s))
+        self.procs = {f"fw{i}": ctx.Process(target=run_paced_worker, args=(url, f"fw{i}", CHUNKS, chunk_s, lease_s))
                       for i in range(n)}  # fmt: skip
         for p in self.procs.values():
             p.start()
 
     def wait_ready(self, r: redis.Redis) -> None:
-        deadline = time.monotonic() + 30
-        while r.zcard(Keys().workers()) < len(self.procs):
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.05)
+        wait_for_workers(r, Keys(), len(self.procs), 30, procs=list(self.procs.values()))
 
     def close(self) -> None:
         for p in self.procs.values():

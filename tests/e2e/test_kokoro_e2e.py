@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from chorus.speak import embedded_stack, speak
-from shared.audio import read_wav
+from chorus.testing import read_wav
 from workers.engine import Engine, load_engine
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"

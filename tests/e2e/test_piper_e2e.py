@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chorus.speak import embedded_stack, speak
-from shared.audio import read_wav
+from chorus.testing import read_wav
 from workers.engine import Engine, load_engine
 
 TEXT = "Hello from chorus. The quick brown fox jumps over the lazy dog."

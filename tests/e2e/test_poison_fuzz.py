@@ -54,6 +54,7 @@ from redis.commands.core import Script
 from broker.cancel import cancel
 from broker.producer import Producer
 from broker.scripts import ENQUEUE, script_source
+from chorus.testing import run_paced_worker, stop_processes, wait_for_workers
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import as_str, sync_client
@@ -68,8 +69,7 @@ from shared.protocol import (
     encode_segment,
     peek_segment_address,
 )
-from tests.workers.test_admission import keys_without_ttl
-from workers.pace import run_paced_worker
+from tests.helpers import keys_without_ttl
 
 pytestmark = pytest.mark.slow
 
@@ -131,16 +131,10 @@ def stack(redis_server: EmbeddedRedis) -> Iterator[Stack]:
     for p in procs.values():
         p.start()
     try:
-        _wait(lambda: r.zcard(KEYS.workers()) >= len(WORKERS), "workers did not start", 60)
+        wait_for_workers(r, KEYS, len(WORKERS), 60, procs=list(procs.values()))
         yield Stack(r, procs, Producer(r), r.register_script(script_source(ENQUEUE)))
     finally:
-        for p in procs.values():
-            p.terminate()  # SIGTERM: graceful stop
-        for p in procs.values():
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join(10)
+        stop_processes(list(procs.values()))  # SIGTERM: graceful stop
         r.close()
 
 

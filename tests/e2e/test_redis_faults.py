@@ -26,6 +26,7 @@ import redis
 from broker.claim import Claimer
 from broker.producer import Producer
 from chorus.cli import main
+from chorus.testing import paced_engine, run_paced_worker
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import check_eviction, eviction_policy, sync_client
@@ -34,7 +35,6 @@ from shared.errors import ConfigError, RedisUnavailable, RequestFailed
 from shared.keys import Keys
 from shared.protocol import AudioFrame, decode_frame
 from tests.helpers import keys_without_ttl, tiny_engine
-from workers.pace import paced_engine, run_paced_worker
 from workers.worker import Worker, WorkerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,7 +240,7 @@ def test_a_worker_with_a_clock_a_minute_ahead_takes_nothing_from_healthy_workers
     )
     ctx = mp.get_context("spawn")
     healthy = [ctx.Process(target=run_paced_worker, args=(redis_url, f"ok{i}", 4, 0.1, 1.0)) for i in range(2)]
-    code = f"from workers.pace import run_paced_worker; run_paced_worker({redis_url!r}, 'ahead', 4, 0.1, 1.0)"
+    code = f"from chorus.testing import run_paced_worker; run_paced_worker({redis_url!r}, 'ahead', 4, 0.1, 1.0)"
     # libfaketime preloaded into this one process (the faketime wrapper would fork and outlive terminate())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LD_PRELOAD": str(libs[0]), "FAKETIME": "+60s"}
     ahead = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)

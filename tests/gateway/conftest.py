@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from chorus.launch import start_gateway
+from chorus.testing import run_paced_worker as run_sleep_worker
 from gateway.auth import ApiKeys
-from tests.helpers import run_sleep_worker
 
 METRICS_TOKEN = "test-metrics-token"
 

@@ -36,10 +36,10 @@ from websockets.typing import Origin
 
 from broker.tenants import TenantPolicy, Tenants
 from chorus.launch import free_port, start_gateway
+from chorus.testing import run_paced_worker as run_sleep_worker
 from gateway.auth import ApiKeys
 from gateway.encode import supported_rates
 from shared.keys import Keys
-from tests.helpers import run_sleep_worker
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio import KNEE, WavWriter, frame_pcm, limit, read_wav, silence_pcm, to_pcm16
+from chorus.testing import read_wav
+from shared.audio import KNEE, WavWriter, frame_pcm, limit, silence_pcm, to_pcm16
 
 
 def test_limiter_leaves_quiet_audio_untouched_and_never_reaches_full_scale() -> None:
