@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from chorus.launch import start_gateway
-from chorus.testing import run_paced_worker as run_sleep_worker
+from chorus.testing import run_paced_worker
 from gateway.auth import ApiKeys
 
 METRICS_TOKEN = "test-metrics-token"
@@ -21,7 +21,7 @@ def stack(redis_server: object) -> Iterator[dict[str, object]]:
     r = redis.Redis.from_url(url)
     r.flushall()
     ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=run_sleep_worker, args=(url, f"gw{i}", 6, 0.02, 2.0), daemon=True) for i in range(2)]
+    workers = [ctx.Process(target=run_paced_worker, args=(url, f"gw{i}", 6, 0.02, 2.0), daemon=True) for i in range(2)]
     for w in workers:
         w.start()
     gateway = start_gateway(url, env={"CHORUS_METRICS_TOKEN": METRICS_TOKEN}, workers=2)

@@ -36,7 +36,7 @@ from websockets.typing import Origin
 
 from broker.tenants import TenantPolicy, Tenants
 from chorus.launch import free_port, start_gateway
-from chorus.testing import run_paced_worker as run_sleep_worker
+from chorus.testing import run_paced_worker
 from gateway.auth import ApiKeys
 from gateway.encode import supported_rates
 from shared.keys import Keys
@@ -95,7 +95,7 @@ def gw(redis_server: object) -> Iterator[Gw]:
     r = redis.Redis.from_url(url)
     r.flushall()
     ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=run_sleep_worker, args=(url, f"iso{i}", CHUNKS, CHUNK_S, 2.0), daemon=True)
+    workers = [ctx.Process(target=run_paced_worker, args=(url, f"iso{i}", CHUNKS, CHUNK_S, 2.0), daemon=True)
                for i in range(2)]  # fmt: skip
     for w in workers:
         w.start()
