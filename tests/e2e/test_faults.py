@@ -37,8 +37,10 @@ TEXT = ["第一段。", "第二段。", "第三段。", "第四段。", "第五�
 class Workers:
     def __init__(self, url: str, n: int, chunk_s: float = 0.05, lease_s: float = 1.0) -> None:
         ctx = mp.get_context("spawn")
-        self.procs = {f"fw{i}": ctx.Process(target=run_paced_worker, args=(url, f"fw{i}", CHUNKS, chunk_s, lease_s))
-                      for i in range(n)}  # fmt: skip
+        self.procs = {
+            f"fw{i}": ctx.Process(target=run_paced_worker, args=(url, f"fw{i}", CHUNKS, chunk_s, lease_s))
+            for i in range(n)
+        }
         for p in self.procs.values():
             p.start()
 
@@ -157,8 +159,11 @@ def test_cancel_mid_request_with_worker_processes(r: redis.Redis, workers: Worke
             heard.append(frame)
     time.sleep(1.0)  # let the workers reach their next frame boundary
     keys = Keys()
-    segments_with_audio = {decode_frame(f[b"f"]).segment for _, f in r.xrange(keys.audio(rid))
-                           if isinstance(decode_frame(f[b"f"]), AudioFrame)}  # fmt: skip
+    segments_with_audio = {
+        decode_frame(f[b"f"]).segment
+        for _, f in r.xrange(keys.audio(rid))
+        if isinstance(decode_frame(f[b"f"]), AudioFrame)
+    }
     assert len(segments_with_audio) < 10, "queued segments were dropped, not synthesised"
     assert r.hget(keys.request(rid), "status") == b"cancelled"
     assert r.zcard(keys.leases()) == 0 and r.hget(keys.depth(), "t") in (None, b"0")

@@ -50,15 +50,21 @@ def test_mandarin_through_the_queue(kokoro: Engine, tmp_path: Path) -> None:
 
 
 def _chorus(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chorus", *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "chorus", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 def test_producer_worker_and_listener_as_separate_processes(redis_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "CHORUS_REDIS_URL": redis_url}
     redis.Redis.from_url(redis_url).flushall()
-    worker = subprocess.Popen([sys.executable, "-m", "chorus", "worker", "--threads", "2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "chorus", "worker", "--threads", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         enq = _chorus("enqueue", "--tenant", "acme", TEXT, env=env)
         assert enq.returncode == 0, enq.stderr
@@ -87,6 +93,12 @@ def test_cli_errors_are_clear(redis_url: str) -> None:
     assert empty.returncode == 1 and "nothing to speak" in empty.stderr
     unknown = _chorus("listen", "s0.AAAAAAAAAAAAAAAAAAAAAA", "--timeout", "1", env=env)
     assert unknown.returncode == 1 and "no such request" in unknown.stderr
-    invalid = subprocess.run([sys.executable, "-m", "chorus", "enqueue", "--tenant", "a", "-"], input=b"\xff\xfe",
-                             capture_output=True, env=env, timeout=60, check=False)  # fmt: skip
+    invalid = subprocess.run(
+        [sys.executable, "-m", "chorus", "enqueue", "--tenant", "a", "-"],
+        input=b"\xff\xfe",
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert invalid.returncode == 1 and b"not valid UTF-8" in invalid.stderr

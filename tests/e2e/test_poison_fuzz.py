@@ -100,12 +100,36 @@ MUTATIONS: tuple[tuple[str, object], ...] = (
 )  # fmt: skip
 """One change each that makes a segment payload malformed (docs/PROTOCOL.md's table)."""
 
-TARGETS = ("garbage", "none", "other_shard", "unknown", "suffixed", "polite_live", "polite_done",
-           "polite_cancelled", "mallory_live", "mallory_done", "mallory_cancelled")  # fmt: skip
+TARGETS = (
+    "garbage",
+    "none",
+    "other_shard",
+    "unknown",
+    "suffixed",
+    "polite_live",
+    "polite_done",
+    "polite_cancelled",
+    "mallory_live",
+    "mallory_done",
+    "mallory_cancelled",
+)
 """What field ``r`` names: random bytes, nothing, an id of shard s1, an s0 id never enqueued,
 mallory's live id with a trailing newline, or a request of a polite tenant or of mallory."""
-PAYLOADS = ("valid", "out_of_range", "over_limit", "mutated", "mismatch", "empty", "missing", "random",
-            "not_map", "deep", "truncated", "huge_random", "huge_map")  # fmt: skip
+PAYLOADS = (
+    "valid",
+    "out_of_range",
+    "over_limit",
+    "mutated",
+    "mismatch",
+    "empty",
+    "missing",
+    "random",
+    "not_map",
+    "deep",
+    "truncated",
+    "huge_random",
+    "huge_map",
+)
 
 
 # -- the stack -----------------------------------------------------------------------------
@@ -126,8 +150,10 @@ def stack(redis_server: EmbeddedRedis) -> Iterator[Stack]:
     r = sync_client(RedisSettings.from_dsn(redis_server.url))
     r.flushall()
     ctx = mp.get_context("spawn")
-    procs = {name: ctx.Process(target=run_paced_worker, args=(redis_server.url, name, CHUNKS, CHUNK_S, LEASE_S),
-                               daemon=True) for name in WORKERS}  # fmt: skip
+    procs = {
+        name: ctx.Process(target=run_paced_worker, args=(redis_server.url, name, CHUNKS, CHUNK_S, LEASE_S), daemon=True)
+        for name in WORKERS
+    }
     for p in procs.values():
         p.start()
     try:
@@ -138,8 +164,7 @@ def stack(redis_server: EmbeddedRedis) -> Iterator[Stack]:
         r.close()
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout_s: float = WAIT_S,
-          detail: Callable[[], str] = str) -> None:  # fmt: skip
+def _wait(cond: Callable[[], bool], what: str, timeout_s: float = WAIT_S, detail: Callable[[], str] = str) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"{what}\n{detail()}"
@@ -234,9 +259,23 @@ hostile_specs = st.builds(
 
 
 def _reusing(seq: int) -> Hostile:
-    return Hostile(target="mallory_live", pick=0, payload="valid", offset=seq, mutation=0, size=0, seed=0,
-                   voice="jm_kumo", lang="zh", chars=b"2", extra={}, channel="reuse", lane="batch", junk=b"",
-                   token="A" * 22)  # fmt: skip
+    return Hostile(
+        target="mallory_live",
+        pick=0,
+        payload="valid",
+        offset=seq,
+        mutation=0,
+        size=0,
+        seed=0,
+        voice="jm_kumo",
+        lang="zh",
+        chars=b"2",
+        extra={},
+        channel="reuse",
+        lane="batch",
+        junk=b"",
+        token="A" * 22,
+    )
 
 
 REUSE_ATTACK = Scenario([Polite("alice", 2, "interactive")], [4], [_reusing(3), _reusing(2)], [1, 2, 0])
@@ -446,8 +485,17 @@ def _forge(stack: Stack, lane: str, r_field: bytes, payload: bytes, chars: bytes
     """Run the documented enqueue script as a foreign producer would, with a request key of its own
     making (deleted in the same transaction) and field ``r`` of its choice; returns the entry id."""
     fake = KEYS.request(new_request_id(KEYS.shard))
-    key_list = [fake, KEYS.depth(), KEYS.active(), KEYS.active_set(), KEYS.wake(),
-                *(KEYS.queue(MALLORY, name) for name in LANES), KEYS.tenants(), KEYS.drr(), KEYS.fresh()]  # fmt: skip
+    key_list = [
+        fake,
+        KEYS.depth(),
+        KEYS.active(),
+        KEYS.active_set(),
+        KEYS.wake(),
+        *(KEYS.queue(MALLORY, name) for name in LANES),
+        KEYS.tenants(),
+        KEYS.drr(),
+        KEYS.fresh(),
+    ]
     args: list[object] = [MALLORY, r_field, "jm_kumo", 1, 0, 60, GROUP, 1, LANES.index(lane) + 1, chars, payload]
     pipe = stack.r.pipeline(transaction=True)
     stack.enqueue(keys=key_list, args=args, client=pipe)
@@ -479,8 +527,7 @@ def _done(r: redis.Redis, req: Req) -> int:
 
 def _quiet(r: redis.Redis) -> bool:
     streams = [KEYS.queue(t, lane) for t in (*POLITE, MALLORY) for lane in LANES]
-    return (all(r.xlen(s) == 0 for s in streams) and r.zcard(KEYS.leases()) == 0
-            and r.zcard(KEYS.finishing()) == 0)  # fmt: skip
+    return all(r.xlen(s) == 0 for s in streams) and r.zcard(KEYS.leases()) == 0 and r.zcard(KEYS.finishing()) == 0
 
 
 def _settled(r: redis.Redis) -> list[str]:
@@ -492,16 +539,24 @@ def _settled(r: redis.Redis) -> list[str]:
             if r.exists(key):
                 stuck += [f"{key} {g['name']!r} pending {g['pending']}" for g in r.xinfo_groups(key) if g["pending"]]
     stuck += [f"depth {as_str(k)}={as_str(v)}" for k, v in r.hgetall(KEYS.depth()).items() if int(v) != 0]
-    stuck += [f"drr {as_str(k)}={as_str(v)}" for k, v in r.hgetall(KEYS.drr()).items()
-              if (k.endswith(b":f") or k == b"~f") and int(v) != 0]  # fmt: skip
+    stuck += [
+        f"drr {as_str(k)}={as_str(v)}"
+        for k, v in r.hgetall(KEYS.drr()).items()
+        if (k.endswith(b":f") or k == b"~f") and int(v) != 0
+    ]
     return stuck
 
 
 # -- the test ------------------------------------------------------------------------------
 
 
-@settings(max_examples=50, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @example(scenario=REUSE_ATTACK)
 @given(scenario=scenarios())
 def test_hostile_entries_are_dead_lettered_and_harm_no_one(stack: Stack, scenario: Scenario) -> None:
@@ -518,8 +573,14 @@ def test_hostile_entries_are_dead_lettered_and_harm_no_one(stack: Stack, scenari
     polite_cancelled, mallory_cancelled = _enqueue(stack, "bob", 3), _enqueue(stack, MALLORY, 3)
     polite_was_cancelled = cancel(r, polite_cancelled.rid)
     cancel(r, mallory_cancelled.rid)
-    pools = Pools([], polite_done, polite_cancelled, [_enqueue(stack, MALLORY, n) for n in scenario.mallory],
-                  mallory_done, mallory_cancelled)  # fmt: skip
+    pools = Pools(
+        [],
+        polite_done,
+        polite_cancelled,
+        [_enqueue(stack, MALLORY, n) for n in scenario.mallory],
+        mallory_done,
+        mallory_cancelled,
+    )
 
     written: list[Written] = []
     for i in scenario.order:
@@ -534,8 +595,15 @@ def test_hostile_entries_are_dead_lettered_and_harm_no_one(stack: Stack, scenari
     # (1) every polite request is heard exactly once
     for req in pools.polite_live:
         _heard_once(r, req)
-    every = [*pools.polite_live, polite_done, polite_cancelled, *pools.mallory_live, mallory_done,
-             mallory_cancelled, flush]  # fmt: skip
+    every = [
+        *pools.polite_live,
+        polite_done,
+        polite_cancelled,
+        *pools.mallory_live,
+        mallory_done,
+        mallory_cancelled,
+        flush,
+    ]
 
     def detail() -> str:
         alive = {name: proc.is_alive() for name, proc in stack.procs.items()}
@@ -565,8 +633,11 @@ def test_hostile_entries_are_dead_lettered_and_harm_no_one(stack: Stack, scenari
     assert not [x for x in reasons.values() if x.startswith("internal_error")], "a worker bug was caught: see reasons"
     polite_streams = {KEYS.queue(t, lane) for t in POLITE for lane in LANES}
     assert not [k for k in letters if k[0] in polite_streams], "a polite tenant's entry was dead-lettered"
-    turned_away = {peek_segment_address(f.get(b"f:p", b"")) for f in dead
-                   if as_str(f[b"reason"]).startswith(("duplicate_segment:", "request_finished:"))}  # fmt: skip
+    turned_away = {
+        peek_segment_address(f.get(b"f:p", b""))
+        for f in dead
+        if as_str(f[b"reason"]).startswith(("duplicate_segment:", "request_finished:"))
+    }
     for w in written:
         key = (w.stream, w.entry_id)
         if w.may_own and letters[key] == 0:

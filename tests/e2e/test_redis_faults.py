@@ -115,8 +115,10 @@ def test_a_long_script_blocking_the_server_is_an_outage(own_server: EmbeddedRedi
     url = own_server.url
     r = sync_client(RedisSettings.from_dsn(url))
     r.config_set("lua-time-limit", 100)  # busy-reply-threshold on 7.x: others get BUSY after 100 ms
-    busy_loop = "local t0 = redis.call('TIME') while true do local t = redis.call('TIME') " \
-                "if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000 then break end end return 1"  # fmt: skip
+    busy_loop = (
+        "local t0 = redis.call('TIME') while true do local t = redis.call('TIME') "
+        "if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000 then break end end return 1"
+    )
     with running_worker(url) as worker:
         assert heard(url) == 1
         blocker = threading.Thread(target=lambda: sync_client(RedisSettings.from_dsn(url)).eval(busy_loop, 0))
@@ -230,8 +232,9 @@ def test_an_enqueue_retried_after_a_stalled_server_runs_once(redis_url: str, r: 
 
 
 @pytest.mark.slow
-def test_a_worker_with_a_clock_a_minute_ahead_takes_nothing_from_healthy_workers(redis_url: str,
-                                                                                r: redis.Redis) -> None:  # fmt: skip
+def test_a_worker_with_a_clock_a_minute_ahead_takes_nothing_from_healthy_workers(
+    redis_url: str, r: redis.Redis
+) -> None:
     libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(
         Path("/usr/lib").glob("faketime/libfaketime.so.1")
     )

@@ -47,8 +47,9 @@ def _decode(data: bytes, fmt: str) -> float:
 
 def test_openai_client_streams_speech_unmodified(stack: dict[str, object]) -> None:
     client = OpenAI(base_url=f"{stack['base']}/v1", api_key=str(stack["a"]))
-    with client.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input=TWO,
-                                                            response_format="wav") as resp:  # fmt: skip
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=TWO, response_format="wav"
+    ) as resp:
         chunks = list(resp.iter_bytes())
     assert len(chunks) > 1, "streamed in pieces, not one body"
     assert abs(_decode(b"".join(chunks), "wav") - 2 * SEGMENT_S) < 0.01
@@ -59,8 +60,9 @@ def test_openai_client_streams_speech_unmodified(stack: dict[str, object]) -> No
 @pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3", "opus", "flac", "aac"])
 def test_every_format_decodes_to_the_right_length(stack: dict[str, object], fmt: str) -> None:
     body = {"model": "tts-1", "input": TWO, "voice": "jm_kumo", "response_format": fmt}
-    with httpx.stream("POST", f"{stack['base']}/v1/audio/speech", headers=_auth(stack["a"]), timeout=30,
-                      json=body) as resp:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{stack['base']}/v1/audio/speech", headers=_auth(stack["a"]), timeout=30, json=body
+    ) as resp:
         assert resp.status_code == 200, resp.read()
         data = b"".join(resp.iter_bytes())
     seconds = _decode(data, fmt)
@@ -172,8 +174,9 @@ def test_sse_resumes_with_last_event_id(stack: dict[str, object]) -> None:
     with httpx.stream("GET", f"{base}/v1/requests/{rid}/events", headers=h, timeout=30) as resp:
         first = _events(resp, stop_after=5)  # then the client drops the connection
     last_id = [e["id"] for e in first if "id" in e][-1]
-    with httpx.stream("GET", f"{base}/v1/requests/{rid}/events", headers={**h, "Last-Event-ID": str(last_id)},
-                      timeout=30) as resp:  # fmt: skip
+    with httpx.stream(
+        "GET", f"{base}/v1/requests/{rid}/events", headers={**h, "Last-Event-ID": str(last_id)}, timeout=30
+    ) as resp:
         rest = _events(resp)
     heard = [(e["data"]["seg"], e["data"]["idx"]) for e in first + rest if e["event"] == "audio"]  # type: ignore[index]
     assert segments >= 2 and heard == [(s, i) for s in range(segments) for i in range(6)], "no frame twice or missing"
@@ -184,8 +187,13 @@ def test_disconnect_cancels_unless_kept(stack: dict[str, object]) -> None:
     base, h, r = stack["base"], _auth(stack["a"]), stack["r"]
     long_text = "".join(f"第{i}段。" for i in range(30))
     for keep, expected in ((False, b"cancelled"), (True, b"running")):
-        with httpx.stream("POST", f"{base}/v1/audio/speech", headers=h, timeout=30,
-                          json={"input": long_text, "response_format": "pcm", "keep": keep}) as resp:  # fmt: skip
+        with httpx.stream(
+            "POST",
+            f"{base}/v1/audio/speech",
+            headers=h,
+            timeout=30,
+            json={"input": long_text, "response_format": "pcm", "keep": keep},
+        ) as resp:
             rid = resp.headers["X-Request-Id"]
             next(resp.iter_bytes())  # the first audio, then the client goes away
         time.sleep(0.5)

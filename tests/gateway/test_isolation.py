@@ -95,16 +95,21 @@ def gw(redis_server: object) -> Iterator[Gw]:
     r = redis.Redis.from_url(url)
     r.flushall()
     ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=run_paced_worker, args=(url, f"iso{i}", CHUNKS, CHUNK_S, 2.0), daemon=True)
-               for i in range(2)]  # fmt: skip
+    workers = [
+        ctx.Process(target=run_paced_worker, args=(url, f"iso{i}", CHUNKS, CHUNK_S, 2.0), daemon=True) for i in range(2)
+    ]
     for w in workers:
         w.start()
     env = {"CHORUS_CORS_ORIGINS": ""}  # only --cors-origin below
-    env.update({"CHORUS_METRICS_TOKEN": METRICS_TOKEN,
-                "CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT": str(STREAMS_PER_TENANT),
-                "CHORUS_GATEWAY_MAX_STREAMS": str(STREAMS),
-                "CHORUS_GATEWAY_MAX_CALLS_PER_TENANT": str(CALLS_PER_TENANT),
-                "CHORUS_GATEWAY_MAX_CALLS": str(CALLS)})  # fmt: skip
+    env.update(
+        {
+            "CHORUS_METRICS_TOKEN": METRICS_TOKEN,
+            "CHORUS_GATEWAY_MAX_STREAMS_PER_TENANT": str(STREAMS_PER_TENANT),
+            "CHORUS_GATEWAY_MAX_STREAMS": str(STREAMS),
+            "CHORUS_GATEWAY_MAX_CALLS_PER_TENANT": str(CALLS_PER_TENANT),
+            "CHORUS_GATEWAY_MAX_CALLS": str(CALLS),
+        }
+    )
     gateway = start_gateway(url, "--cors-origin", ORIGIN, env=env, workers=2, cwd=ROOT)
     base = gateway.base
     http = httpx.Client(timeout=15, event_hooks={"response": [_record]})
@@ -559,9 +564,16 @@ def test_origin_allow_list(gw: Gw) -> None:
         ws.ping().wait(5)
 
 
-@pytest.mark.parametrize("path,method", [("/v1/audio/speech", "POST"), ("/v1/requests", "POST"),
-                                         ("/v1/models", "GET"), ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA/audio", "GET"),
-                                         ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA", "DELETE")])  # fmt: skip
+@pytest.mark.parametrize(
+    "path,method",
+    [
+        ("/v1/audio/speech", "POST"),
+        ("/v1/requests", "POST"),
+        ("/v1/models", "GET"),
+        ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA/audio", "GET"),
+        ("/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA", "DELETE"),
+    ],
+)
 def test_preflight_is_answered_on_every_api_route(gw: Gw, path: str, method: str) -> None:
     asks = {"Access-Control-Request-Method": method, "Access-Control-Request-Headers": "authorization, content-type"}
     ok = gw.http.options(f"{gw.base}{path}", headers={"Origin": ORIGIN, **asks})
@@ -573,8 +585,9 @@ def test_preflight_is_answered_on_every_api_route(gw: Gw, path: str, method: str
 
 def test_a_page_on_the_allowed_origin_can_read_the_request_id_and_rate(gw: Gw) -> None:
     body = {"input": TWO, "voice": "jm_kumo", "response_format": "pcm"}
-    with gw.http.stream("POST", f"{gw.base}/v1/audio/speech", json=body,
-                        headers={**_auth(gw.a), "Origin": ORIGIN}) as resp:  # fmt: skip
+    with gw.http.stream(
+        "POST", f"{gw.base}/v1/audio/speech", json=body, headers={**_auth(gw.a), "Origin": ORIGIN}
+    ) as resp:
         exposed = {h.strip().lower() for h in resp.headers["access-control-expose-headers"].split(",")}
         rid = resp.headers["x-request-id"]
     assert {"x-request-id", "x-sample-rate"} <= exposed
@@ -613,9 +626,14 @@ def test_metrics_token_and_json_404_405(gw: Gw) -> None:
 
 def test_no_auth_refuses_a_public_bind(gw: Gw, redis_server: object) -> None:
     env = {**os.environ, "CHORUS_REDIS_URL": redis_server.url}  # type: ignore[attr-defined]
-    res = subprocess.run([sys.executable, "-m", "chorus", "gateway", "--no-auth", "--host", "0.0.0.0",
-                          "--port", str(free_port())], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=20)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "chorus", "gateway", "--no-auth", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert res.returncode != 0 and "loopback" in res.stderr, (res.returncode, res.stderr)
 
 

@@ -17,8 +17,9 @@ def test_page_plays_the_stream(stack: dict[str, object]) -> None:
     # No skip: bin/test installs Debian's chromium; without it this fails and says so.
     assert shutil.which("chromium"), "Debian's chromium is missing (bin/test installs it: apt-get install chromium)"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]
+        )
         try:
             page = browser.new_page()
             errors: list[str] = []
@@ -28,8 +29,9 @@ def test_page_plays_the_stream(stack: dict[str, object]) -> None:
             page.dispatch_event("#key", "change")
             page.wait_for_function("document.querySelectorAll('#voice option').length > 1", timeout=10_000)
             page.click("#speak")
-            page.wait_for_function("window.chorusReport.state === 'done' || window.chorusReport.state === 'failed'",
-                                   timeout=30_000)  # fmt: skip
+            page.wait_for_function(
+                "window.chorusReport.state === 'done' || window.chorusReport.state === 'failed'", timeout=30_000
+            )
             report = page.evaluate("window.chorusReport")
             assert report["state"] == "done", report
             assert report["frames"] > 0 and report["ttfaMs"] > 0

@@ -36,8 +36,14 @@ def test_reorderer_orders_and_deduplicates() -> None:
 
 def test_out_of_order_stream_is_heard_in_order(r: redis.Redis, keys: Keys) -> None:
     rid = new_request_id()
-    frames = [HeaderFrame(rid, 2, "jm_kumo", 24000, "t"), _audio(1, 0, False), _audio(1, 1, True),
-              _audio(0, 0, True), _audio(1, 0, False), EndFrame(2)]  # fmt: skip
+    frames = [
+        HeaderFrame(rid, 2, "jm_kumo", 24000, "t"),
+        _audio(1, 0, False),
+        _audio(1, 1, True),
+        _audio(0, 0, True),
+        _audio(1, 0, False),
+        EndFrame(2),
+    ]
     _write(r, keys, rid, frames)
     got = list(Subscriber(r).frames(rid, timeout_s=2))
     assert [(f.segment, f.index) for f in got] == [(0, 0), (1, 0), (1, 1)]

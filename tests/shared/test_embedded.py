@@ -25,8 +25,9 @@ def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 def _client(server: EmbeddedRedis, password: str | None = None) -> redis.Redis:
     """A client that knows only the port; no retries, as redis-py retries auth errors with backoff."""
-    return redis.Redis(host="127.0.0.1", port=server.port, password=password, retry=Retry(NoBackoff(), 0),
-                       socket_connect_timeout=2)  # fmt: skip
+    return redis.Redis(
+        host="127.0.0.1", port=server.port, password=password, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2
+    )
 
 
 def _password(server: EmbeddedRedis) -> str:

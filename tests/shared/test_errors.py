@@ -10,8 +10,9 @@ from shared.errors import ERROR_TABLE, EX_TEMPFAIL, ChorusError, error_kind
 
 
 def test_every_error_class_has_a_row() -> None:
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
-               if issubclass(c, ChorusError) and c is not ChorusError]  # fmt: skip
+    classes = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, ChorusError) and c is not ChorusError
+    ]
     listed = [cls for cls, _ in ERROR_TABLE]
     missing = [c.__name__ for c in classes if error_kind(c.__new__(c)).code == "internal_error"]
     assert missing == [], "each error is answered on purpose, not as a 500 by accident"

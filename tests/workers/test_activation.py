@@ -30,8 +30,19 @@ GAINS = {"1.0.0": 0.5, "1.1.0": 0.25, "1.2.0": 0.125}
 
 def _spec(version: str) -> ModelSpec:
     voices = tuple(VoiceSpec(v, "tiny", "zh", "x", "") for v in TINY_VOICES)
-    return ModelSpec(id="tiny", version=version, title="tiny", family="kokoro", sample_rate=24000, languages=("zh",),
-                     license="MIT", max_tokens=510, sources=(), checks={}, voices=voices)  # fmt: skip
+    return ModelSpec(
+        id="tiny",
+        version=version,
+        title="tiny",
+        family="kokoro",
+        sample_rate=24000,
+        languages=("zh",),
+        license="MIT",
+        max_tokens=510,
+        sources=(),
+        checks={},
+        voices=voices,
+    )
 
 
 def _install(store: ModelStore, version: str) -> None:

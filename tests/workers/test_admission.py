@@ -39,15 +39,32 @@ def worker(r: redis.Redis, engine: Engine) -> Worker:
     return Worker(r, engine, config=WorkerConfig(name="w1", idle_wait_s=0.1))
 
 
-def forge(r: redis.Redis, keys: Keys, tenant: str, rid: str, seq: int = 0, *, payload: bytes | None = None,
-          segments: int = 1, lane: int = 2) -> None:  # fmt: skip
+def forge(
+    r: redis.Redis,
+    keys: Keys,
+    tenant: str,
+    rid: str,
+    seq: int = 0,
+    *,
+    payload: bytes | None = None,
+    segments: int = 1,
+    lane: int = 2,
+) -> None:
     """Run the documented enqueue script as a foreign producer would, with a request id of its choice
     (the request hash key is built by hand, so it may name another shard or another tenant's request)."""
     job = SegmentJob(rid, seq, "你好", "jm_kumo", "zh", 1.0, 0, 1)
     fake_rid = f"{keys.shard}.forged{seq:016d}"[: len(keys.shard) + 23]
-    key_list = [f"chorus:{{{keys.shard}}}:req:{fake_rid}", keys.depth(), keys.active(), keys.active_set(),
-                keys.wake(), *(keys.queue(tenant, lane) for lane in ("rt", "interactive", "batch")),
-                keys.tenants(), keys.drr(), keys.fresh()]  # fmt: skip
+    key_list = [
+        f"chorus:{{{keys.shard}}}:req:{fake_rid}",
+        keys.depth(),
+        keys.active(),
+        keys.active_set(),
+        keys.wake(),
+        *(keys.queue(tenant, lane) for lane in ("rt", "interactive", "batch")),
+        keys.tenants(),
+        keys.drr(),
+        keys.fresh(),
+    ]
     script = r.register_script(script_source(ENQUEUE))
     args: list[object] = [tenant, rid, "jm_kumo", 1, 0, 60, GROUP, segments]
     for i in range(segments):
@@ -68,8 +85,9 @@ def test_an_entry_naming_another_shard_is_dead_lettered_and_the_worker_serves_on
     assert keys_without_ttl(r) == []
 
 
-def test_an_exhausted_entry_of_another_shard_does_not_kill_the_worker(r: redis.Redis, keys: Keys,
-                                                                      worker: Worker) -> None:  # fmt: skip
+def test_an_exhausted_entry_of_another_shard_does_not_kill_the_worker(
+    r: redis.Redis, keys: Keys, worker: Worker
+) -> None:
     forge(r, keys, "mallory", "s1.AAAAAAAAAAAAAAAAAAAAAA")
     [item] = worker.claimer.claim("w1", 1)
     exhausted = Claimed(item.stream, item.entry_id, item.fields, item.tenant, item.lane, item.cost_us, 4, True)
@@ -129,8 +147,7 @@ def test_entries_for_a_finished_or_lost_request_write_nothing(r: redis.Redis, ke
     assert keys_without_ttl(r) == []
 
 
-def test_a_payload_that_crashes_the_backend_fails_only_its_segment(r: redis.Redis, keys: Keys,
-                                                                   engine: Engine) -> None:  # fmt: skip
+def test_a_payload_that_crashes_the_backend_fails_only_its_segment(r: redis.Redis, keys: Keys, engine: Engine) -> None:
     class Exploding:
         lang = "zh"
 
@@ -139,8 +156,7 @@ def test_a_payload_that_crashes_the_backend_fails_only_its_segment(r: redis.Redi
                 raise ZeroDivisionError("the frontend divided by zero")
             return "ni"
 
-    worker = Worker(r, Engine(backends=engine.backends, frontends={"zh": Exploding()}),
-                    config=WorkerConfig(name="w1"))  # fmt: skip
+    worker = Worker(r, Engine(backends=engine.backends, frontends={"zh": Exploding()}), config=WorkerConfig(name="w1"))
     bad = Producer(r).enqueue(["你好", "炸"], tenant="mallory")
     good = Producer(r).enqueue("你好", tenant="alice")
     _drain(worker)
@@ -197,8 +213,9 @@ def test_entries_of_an_idle_tenant_written_without_the_script_are_found_by_the_s
     assert r.ttl(keys.sweep_lock()) > 0, "the sweep lock expires by itself"
 
 
-def test_a_cancelled_requests_dropped_segments_are_not_counted_as_served(r: redis.Redis, keys: Keys,
-                                                                         worker: Worker) -> None:  # fmt: skip
+def test_a_cancelled_requests_dropped_segments_are_not_counted_as_served(
+    r: redis.Redis, keys: Keys, worker: Worker
+) -> None:
     from broker.cancel import cancel
     from broker.stats import Stats
 

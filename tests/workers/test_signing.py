@@ -32,8 +32,19 @@ FILES = {"model.onnx": b"\x08" * 4096, "vocab.json": b'{"a": 1}', "voices/jm_kum
 
 
 def _spec(version: str = "1.0.0", model: str = "toy") -> ModelSpec:
-    return ModelSpec(id=model, version=version, title=model, family="kokoro", sample_rate=24000, languages=("zh",),
-                     license="MIT", max_tokens=510, sources=(), checks={}, voices=())  # fmt: skip
+    return ModelSpec(
+        id=model,
+        version=version,
+        title=model,
+        family="kokoro",
+        sample_rate=24000,
+        languages=("zh",),
+        license="MIT",
+        max_tokens=510,
+        sources=(),
+        checks={},
+        voices=(),
+    )
 
 
 def _install(store: ModelStore, spec: ModelSpec, files: dict[str, bytes] = FILES) -> Path:
@@ -245,8 +256,9 @@ def test_keyring_writable_by_group_or_others_is_refused(signer: Signer, tmp_path
     assert info.value.path == str(path) and f"mode {mode:04o}" in info.value.reason
 
 
-def test_keyring_through_the_environment_is_checked_too(signer: Signer, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_keyring_through_the_environment_is_checked_too(
+    signer: Signer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _ring_file(signer, tmp_path / "ring", 0o666)
     monkeypatch.setenv("CHORUS_KEYRING", str(path))
     with pytest.raises(ModelIntegrityError, match="0666"):
@@ -302,6 +314,7 @@ def test_signer_reported_is_not_a_revoked_first_signature(signer: Signer, store:
 def test_verify_envelope_returns_the_verifying_key_id(signer: Signer, store: ModelStore) -> None:
     stranger = new_private_key()
     path = _two_signatures(signer, store, {"keyid": key_id(stranger.public_key()), "sig": "AAAA"})
-    manifest, kid = verify_envelope(json.loads(path.read_text()), signer.keyring, model="toy", version="1.0.0",
-                                    source=str(path))  # fmt: skip
+    manifest, kid = verify_envelope(
+        json.loads(path.read_text()), signer.keyring, model="toy", version="1.0.0", source=str(path)
+    )
     assert kid == key_id(signer.key.public_key()) and manifest.version == "1.0.0"
