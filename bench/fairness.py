@@ -33,7 +33,7 @@ from typing import Any
 import redis
 
 from bench.common import pct
-from broker.claim import Claimed
+from broker.claimed import Claimed
 from broker.producer import Producer
 from broker.segment import segment_text
 from broker.segment import weight as text_weight

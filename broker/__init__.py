@@ -1,4 +1,13 @@
-"""The queue: key layout, Lua scripts, producer API, segmentation, fair claiming, tenants, statistics."""
+"""The queue on Redis: producer API, segmentation, fair claiming, leases, completion, tenants, statistics.
+
+Modules, one concern each: ``producer`` and ``segment`` (text in, segments queued),
+``cancel``, ``claim`` (claiming and admission; :class:`Claimer`, the worker's one
+handle), ``claimed`` (a claimed entry), ``lease`` (leases and heartbeats by the
+server's clock), ``complete`` (completion, dead letters), ``sweep`` (repair and
+forgetting idle tenants), ``scheduler`` (DRR parameters), ``policy`` (tenant
+policies as data) and ``tenants`` (policies in Redis), ``stats``, and ``scripts``
+with ``lua/*.lua``. Shared names and numbers come from :mod:`shared.constants`.
+"""
 
 from broker.claim import Claimed, Claimer, Completion
 from broker.producer import PRIORITIES, AsyncProducer, EnqueueResult, Producer, prepare

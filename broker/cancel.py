@@ -12,29 +12,31 @@ import redis
 import redis.asyncio as aredis
 
 from broker.scripts import CANCEL, script_source
+from shared.constants import CANCELLED_AUDIO_TTL_S, EndStatus
 from shared.errors import RequestNotFound
 from shared.keys import Keys
 from shared.protocol import EndFrame, encode_frame
 
-__all__ = ["CANCELLED_AUDIO_TTL_S", "async_cancel", "cancel"]
-
-CANCELLED_AUDIO_TTL_S = 300
+__all__ = ["async_cancel", "cancel"]
 
 
 def _outcome(res: int, request_id: str) -> bool:
+    """``lua/cancel.lua``'s reply: 1 now cancelled, 0 already ended, -1 unknown (RequestNotFound)."""
     if res < 0:
         raise RequestNotFound(request_id)
     return res == 1
 
 
 def _end_marker(segments: int) -> dict[str, bytes]:
-    return {"f": encode_frame(EndFrame(segments, "cancelled"))}
+    return {"f": encode_frame(EndFrame(segments, EndStatus.CANCELLED.value))}
 
 
 def cancel(client: redis.Redis, request_id: str, keys: Keys | None = None) -> bool:
-    """True when the request is now cancelled; False when it had already ended.
+    """True when the request is now cancelled; False when it had already ended (done, failed or cancelled).
 
-    :class:`RequestNotFound` for an unknown or expired request.
+    The request's audio stream then ends with a ``cancelled`` end frame and expires after
+    ``CANCELLED_AUDIO_TTL_S`` seconds. Raises :class:`~shared.errors.RequestNotFound` for an
+    unknown or expired request (or an id that is not a request id).
     """
     keys = (keys or Keys()).for_request(request_id)
     if not _outcome(int(client.register_script(script_source(CANCEL))(keys=[keys.request(request_id)])), request_id):

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aredis
 
+from broker.policy import DEFAULT_FIELD, effective_policy
 from broker.scripts import ENQUEUE, script_source
 from broker.segment import MAX_CHARS, presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
-from broker.tenants import DEFAULT_FIELD, effective_policy
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url, translate
+from shared.constants import LANES, PENDING_AUDIO_TTL_S, REQUEST_TTL_S, Lane
 from shared.errors import (
     ChorusError,
     InvalidRequest,
@@ -32,7 +33,7 @@ from shared.errors import (
     TextError,
     UnknownTenant,
 )
-from shared.keys import GROUP, LANES, Keys, new_request_id, validate_tenant
+from shared.keys import GROUP, Keys, new_request_id, validate_tenant
 from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 
 __all__ = [
@@ -44,13 +45,11 @@ __all__ = [
     "prepare",
 ]
 
-PRIORITIES = ("interactive", "batch")
-REQUEST_TTL_S = 24 * 3600
-"""How long request metadata lives when nobody finishes it."""
-AUDIO_TTL_S = 3600
-"""How long an audio stream lives before completion (the worker shortens it at the end)."""
+PRIORITIES = (Lane.INTERACTIVE.value, Lane.BATCH.value)
+"""What a request's ``priority`` may be: the lanes a producer chooses (``rt`` follows from ``interactive``)."""
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
-MAX_DEADLINE_S = 24 * 3600.0
+MAX_DEADLINE_S = float(REQUEST_TTL_S)
+"""Longest deadline a request may set: no longer than its metadata lives."""
 ENQUEUE_TRIES = 3
 """Tries of the enqueue script after a lost connection or a timeout: safe, since the script is
 idempotent by request id (a retry of a call that ran answers success and writes nothing)."""
@@ -102,10 +101,11 @@ def min_segments(text: str | list[str]) -> int:
 
 
 def _lane_number(priority: str, seq: int) -> int:
-    if priority == "batch":
-        return LANES.index("batch") + 1
+    """The lane of segment ``seq`` as ``enqueue.lua`` takes it: its 1-based position in :data:`LANES`."""
+    if priority == Lane.BATCH:
+        return LANES.index(Lane.BATCH) + 1
     # the first segment of an interactive request is real-time: it decides first audio
-    return LANES.index("rt" if seq == 0 else "interactive") + 1
+    return LANES.index(Lane.RT if seq == 0 else Lane.INTERACTIVE) + 1
 
 
 def prepare(
@@ -115,7 +115,7 @@ def prepare(
     keys: Keys,
     catalog: Catalog,
     voice: str | None = None,
-    priority: str = "interactive",
+    priority: str = Lane.INTERACTIVE.value,
     speed: float = 1.0,
     deadline_s: float | None = None,
     request_id: str | None = None,
@@ -124,6 +124,14 @@ def prepare(
 
     ``text`` is a string that chorus segments, or a list of strings that the
     caller has already cut into segments (one model call each, in order).
+    ``priority`` is one of :data:`PRIORITIES`; ``speed`` a rate factor within
+    [MIN_SPEED, MAX_SPEED]; ``deadline_s`` seconds from the enqueue (by the Redis
+    server's clock) after which unserved segments are dropped.
+
+    Raises :class:`~shared.errors.UnknownTenant` for a tenant name outside the grammar,
+    :class:`~shared.errors.UnknownVoice` for a voice the catalog lacks,
+    :class:`~shared.errors.InvalidRequest` for a bad option, and
+    :class:`~shared.errors.TextError` for text that cannot be spoken.
     """
     validate_tenant(tenant)
     spec = catalog.voice(voice)
@@ -172,8 +180,8 @@ class Refusal:
 
     def error(self, tenant: str, requested: int, rate: float | None) -> ChorusError:
         if self.kind == "NOTENANT":
-            return UnknownTenant(tenant, "not configured, and the default policy rejects unknown tenants "
-                                         "(add it with `chorus tenants set`)")  # fmt: skip
+            reason = "not configured, and the default policy rejects unknown tenants (add it with `chorus tenants set`)"
+            return UnknownTenant(tenant, reason)
         if self.kind == "TOOLARGE":
             return RequestTooLarge(tenant, int(self.words[0]), requested)
         if self.kind == "LANE":
@@ -185,6 +193,8 @@ class Refusal:
 
 
 def parse_refusal(exc: redis.RedisError) -> Refusal | None:
+    """The policy refusal ``enqueue.lua`` answered with (NOTENANT, LANE, QUEUEFULL, TOOLARGE), or None
+    for any other error."""
     if not isinstance(exc, redis.ResponseError):
         return None
     words = str(exc).split()
@@ -245,6 +255,14 @@ class Producer:
         self._script = client.register_script(script_source(ENQUEUE))
 
     def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
+        """Enqueue a request (``options`` as :func:`prepare` takes them) and write its audio stream's header.
+
+        Raises what :func:`prepare` raises; :class:`~shared.errors.QueueFull` (with a retry-after
+        from the tenant's service rate), :class:`~shared.errors.RequestTooLarge`,
+        :class:`~shared.errors.LaneNotAllowed` or :class:`~shared.errors.UnknownTenant` when the
+        tenant's policy refuses it (nothing is written then); a Redis failure as a translated
+        :class:`~shared.errors.ChorusError` (lost connections and timeouts are retried first).
+        """
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
         try:
             try:
@@ -263,7 +281,7 @@ class Producer:
     def _write_header(self, req: PreparedRequest) -> None:
         pipe = self._r.pipeline(transaction=True)
         pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
-        pipe.expire(req.audio_key, AUDIO_TTL_S)
+        pipe.expire(req.audio_key, PENDING_AUDIO_TTL_S)
         pipe.execute()
 
 
@@ -309,8 +327,9 @@ class AsyncProducer:
             try:
                 async with slot[0]:
                     await self._room_for(tenant, text)
-                    req = await asyncio.to_thread(prepare, text, tenant=tenant, keys=self.keys,
-                                                  catalog=self.catalog, **options)  # fmt: skip
+                    req = await asyncio.to_thread(
+                        prepare, text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options
+                    )
             finally:
                 slot[1] -= 1
                 if not slot[1]:
@@ -335,5 +354,5 @@ class AsyncProducer:
     async def _write_header(self, req: PreparedRequest) -> None:
         pipe = self._r.pipeline(transaction=True)
         pipe.xadd(req.audio_key, {"f": req.header})  # a retry may add a second header: harmless
-        pipe.expire(req.audio_key, AUDIO_TTL_S)
+        pipe.expire(req.audio_key, PENDING_AUDIO_TTL_S)
         await pipe.execute()

@@ -39,9 +39,10 @@ and Lua share one definition.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["SCHEDULER", "SchedulerParams"]
+__all__ = ["SCHEDULER", "SchedulerParams", "current_bucket"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,21 @@ class SchedulerParams:
     """Most undelivered entries counted per lane when the depth counter is repaired from a stream
     (a larger backlog is repaired again as it drains)."""
     bucket_s: int = 10
-    """Width of the time buckets behind the last-minute statistics."""
+    """Width of the time buckets behind the last-minute statistics (``complete.lua`` writes them,
+    :mod:`broker.stats` sums them)."""
     bucket_ttl_s: int = 130
+    """Expiry of a time bucket: two minutes and one bucket, so a whole last minute is always readable."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
 SCHEDULER = SchedulerParams()
+
+
+def current_bucket(now: float | None = None) -> int:
+    """Number of the time bucket holding ``now`` (seconds since the epoch; None: this machine's clock).
+
+    Buckets are ``SCHEDULER.bucket_s`` wide; ``Keys.busy(n)`` names bucket ``n``.
+    """
+    return int((time.time() if now is None else now) // SCHEDULER.bucket_s)

@@ -1,14 +1,20 @@
 """Loads the broker's Lua scripts (``lua/*.lua`` beside this module) once per process.
 
-Each script is prefixed with ``lua/prelude.lua`` (tenant policies, scheduler
-parameters, activation), whose two JSON documents are filled in from
-:data:`broker.tenants.BUILTIN_DEFAULT` and :data:`broker.scheduler.SCHEDULER`.
+Each script is prefixed with ``lua/prelude.lua`` (shared values, tenant policies,
+scheduler parameters, activation), whose three JSON documents are filled in from
+:func:`shared.constants.lua_constants` (lanes, wake-list cap, status names),
+:data:`broker.policy.BUILTIN_DEFAULT` and :data:`broker.scheduler.SCHEDULER`, so
+Python and Lua share one definition of each value.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+
+from broker.policy import BUILTIN_DEFAULT
+from broker.scheduler import SCHEDULER
+from shared.constants import lua_constants
 
 __all__ = [
     "ADMIT",
@@ -44,11 +50,14 @@ def _read(name: str) -> str:
 
 @cache
 def script_source(name: str) -> str:
-    from broker.scheduler import SCHEDULER
-    from broker.tenants import BUILTIN_DEFAULT
+    """The full text of script ``name`` (one of the names above): the filled-in prelude, then the script.
 
+    Register it with ``client.register_script``; a foreign producer may copy the text as it is.
+    Raises :class:`FileNotFoundError` for a name without a ``lua/<name>.lua``.
+    """
     prelude = (
         _read("prelude")
+        .replace("__CONSTANTS__", lua_constants())
         .replace("__DEFAULT_POLICY__", BUILTIN_DEFAULT.to_json())
         .replace("__SCHEDULER__", SCHEDULER.to_json())
     )

@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 
 import redis
 
-from broker.scheduler import SCHEDULER
-from broker.tenants import TenantPolicy, Tenants
+from broker.policy import TenantPolicy
+from broker.scheduler import SCHEDULER, current_bucket
+from broker.tenants import Tenants
 from shared.connection import as_str
-from shared.keys import GROUP, LANES, Keys
+from shared.constants import LANES
+from shared.keys import GROUP, Keys
 
-__all__ = ["LaneStats", "Stats", "TenantStats", "current_bucket", "tenant_rate", "window"]
+__all__ = ["LaneStats", "Stats", "TenantStats", "tenant_rate", "window"]
 
 WINDOW_S = 60
-
-
-def current_bucket(now: float | None = None) -> int:
-    return int((time.time() if now is None else now) // SCHEDULER.bucket_s)
 
 
 def _split(name: bytes) -> tuple[str, str, str] | None:
@@ -159,8 +157,13 @@ class Stats:
         out: list[TenantStats] = []
         total_recent = sum(s for _, s in recent.values()) or 0.0
         for tenant in tenants:
-            ts = TenantStats(tenant, policies.get(tenant, default), tenant in policies,
-                             int(drr.get(f"{tenant}:d", 0)) / 1000, f"{tenant}:p" in drr)  # fmt: skip
+            ts = TenantStats(
+                tenant,
+                policies.get(tenant, default),
+                tenant in policies,
+                deficit_ms=int(drr.get(f"{tenant}:d", 0)) / 1000,
+                parked=f"{tenant}:p" in drr,
+            )
             for lane in LANES:
                 n, s = recent.get((tenant, lane), (0, 0.0))
                 ts.lanes[lane] = LaneStats(

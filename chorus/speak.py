@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from broker.claim import server_ms
+from broker.lease import server_ms
 from broker.producer import Producer
 from gateway.subscriber import Subscriber
 from shared.audio import WavWriter

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from broker.claim import ADMITTED, DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, REJECTIONS, Claimed, Claimer
+from broker.claim import ADMITTED, REJECTIONS, Claimer
+from broker.claimed import Claimed
 from broker.segment import weight
 from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.constants import (
     AUDIO_MAXLEN,
+    DEFAULT_LEASE_MS,
+    DEFAULT_MAX_ATTEMPTS,
     FINISHED_AUDIO_TTL_S,
     FINISHED_REQUEST_TTL_S,
     HEARTBEAT_S,

@@ -27,7 +27,7 @@ local seq = tonumber(ARGV[2])
 if not seq or seq < 0 or seq >= segments then
   return {'range', segments}
 end
-if v[3] == 'done' or v[3] == 'failed' then
+if v[3] == STATUS.done or v[3] == STATUS.failed then
   return {'finished', segments}
 end
 local field = 'o:' .. seq
@@ -38,7 +38,7 @@ end
 if not owner then
   redis.call('HSET', req, field, ARGV[3])
 end
-if v[3] == 'cancelled' then
+if v[3] == STATUS.cancelled then
   return {'cancelled', segments}
 end
 local deadline = tonumber(v[4]) or 0

@@ -6,8 +6,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' then
+if status == STATUS.done or status == STATUS.failed or status == STATUS.cancelled then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled', 1)
+redis.call('HSET', KEYS[1], 'status', STATUS.cancelled, 'cancelled', 1)
 return 1

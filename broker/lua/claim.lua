@@ -39,28 +39,28 @@ local budget = CFG.visits + 4 * want
 local function forget(list, tenant)
   redis.call('LPOP', list)
   redis.call('SREM', active_set, tenant)
-  redis.call('HDEL', depth, tenant, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
+  redis.call('HDEL', depth, unpack(depth_fields(tenant)))
   redis.call('HDEL', drr, tenant .. ':p', tenant .. ':b')
 end
 
 -- Pick the lane: the first non-empty one in priority order, except that after
 -- CFG.batch_every claims of other lanes while batch work waited, batch goes next.
 local function pick_lane(tenant)
-  local q = redis.call('HMGET', depth, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
+  local q = redis.call('HMGET', depth, tenant .. ':' .. RT, tenant .. ':' .. INTERACTIVE, tenant .. ':' .. BATCH)
   local rt, inter, batch = num(q[1], 0), num(q[2], 0), num(q[3], 0)
   if batch > 0 and (rt > 0 or inter > 0) then
     local streak = num(redis.call('HGET', drr, tenant .. ':b'), 0)
     if streak >= CFG.batch_every then
       redis.call('HSET', drr, tenant .. ':b', 0)
-      return 'batch', batch
+      return BATCH, batch
     end
     redis.call('HSET', drr, tenant .. ':b', streak + 1)
   elseif batch > 0 then
     redis.call('HSET', drr, tenant .. ':b', 0)
   end
-  if rt > 0 then return 'rt', rt end
-  if inter > 0 then return 'interactive', inter end
-  if batch > 0 then return 'batch', batch end
+  if rt > 0 then return RT, rt end
+  if inter > 0 then return INTERACTIVE, inter end
+  if batch > 0 then return BATCH, batch end
   return nil, 0
 end
 

@@ -47,7 +47,7 @@ if acked == 1 then
       end
       redis.call('HSET', drr, '~rate', rate, '~q', quantum, '~n', n)
     end
-    if ARGV[3] ~= 'dropped' then
+    if ARGV[3] ~= SEGMENT.dropped then
       local field = tenant .. ':' .. lane
       redis.call('HINCRBY', KEYS[8], field .. ':n', 1)
       redis.call('HINCRBY', KEYS[8], field .. ':us', actual)
@@ -69,21 +69,21 @@ if acked == 0 then
   return {tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), v[4] or ''}
 end
 local failed = tonumber(redis.call('HGET', req, 'failed') or '0')
-if ARGV[3] == 'error' then
+if ARGV[3] == SEGMENT.error then
   failed = redis.call('HINCRBY', req, 'failed', 1)
 end
 local done = redis.call('HINCRBY', req, 'done', 1)
 local segments = tonumber(redis.call('HGET', req, 'segments'))
 local status = redis.call('HGET', req, 'status')
-if status ~= 'cancelled' then
+if status ~= STATUS.cancelled then
   if done >= segments then
-    status = failed > 0 and 'failed' or 'done'
+    status = failed > 0 and STATUS.failed or STATUS.done
     local rid = string.match(req, ':req:(.+)$')
     if rid then
       redis.call('ZADD', KEYS[11], now + num(ARGV[11], 0), rid)
     end
   else
-    status = 'running'
+    status = STATUS.running
   end
   redis.call('HSET', req, 'status', status)
 end

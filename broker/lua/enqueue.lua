@@ -34,11 +34,11 @@ end
 local lanes = {}
 for i = 1, nseg do
   local lane = tonumber(ARGV[6 + 3 * i])
-  if not lane or lane < 1 or lane > 3 then
-    return redis.error_reply('BADARGS lane number must be 1..3')
+  if not lane or lane < 1 or lane > #LANES then
+    return redis.error_reply('BADARGS lane number must be 1..' .. #LANES)
   end
-  if lane == 1 and not allows(policy, 'rt') then
-    lane = 2 -- no real-time lane for this tenant: its first segments queue as interactive
+  if LANES[lane] == RT and not allows(policy, RT) then
+    lane = 2 -- INTERACTIVE: no real-time lane for this tenant, its first segments queue as interactive
   end
   if not allows(policy, LANES[lane]) then
     return redis.error_reply('LANE ' .. LANES[lane] .. ' ' .. table.concat(policy.lanes, ','))
@@ -56,7 +56,7 @@ end
 local now = server_ms()
 local within = num(ARGV[5], 0)
 redis.call('HSET', KEYS[1], 'tenant', tenant, 'voice', ARGV[3], 'segments', nseg, 'created', now,
-  'deadline', within > 0 and now + within or 0, 'status', 'queued', 'done', 0, 'failed', 0, 'sum', sum)
+  'deadline', within > 0 and now + within or 0, 'status', STATUS.queued, 'done', 0, 'failed', 0, 'sum', sum)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 
 for i = 1, nseg do
@@ -72,8 +72,5 @@ redis.call('HINCRBY', KEYS[2], tenant, nseg)
 if redis.call('SADD', KEYS[4], tenant) == 1 then
   activate(KEYS[10], KEYS[11], KEYS[3], KEYS[9], tenant)
 end
-for _ = 1, math.min(nseg, 8) do
-  redis.call('RPUSH', KEYS[5], '1')
-end
-redis.call('LTRIM', KEYS[5], -64, -1)
+wake_workers(KEYS[5], math.min(nseg, 8))
 return nseg

@@ -17,7 +17,7 @@ if last == 0 then
   return 0
 end
 if now - last < tonumber(ARGV[2]) then return 0 end
-for i = 1, 3 do
+for i = 1, #LANES do
   local key = KEYS[5 + i]
   if redis.call('EXISTS', key) == 1 then
     local n = redis.pcall('XLEN', key)
@@ -48,6 +48,6 @@ end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[4]), '*', unpack(history))
 redis.call('HDEL', KEYS[4], unpack(fields))
 redis.call('HDEL', drr, tenant .. ':d', tenant .. ':f', tenant .. ':p', tenant .. ':b', tenant .. ':t')
-redis.call('HDEL', KEYS[3], tenant, tenant .. ':rt', tenant .. ':interactive', tenant .. ':batch')
-redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
+redis.call('HDEL', KEYS[3], unpack(depth_fields(tenant)))
+redis.call('DEL', unpack(KEYS, 6, 5 + #LANES))
 return 1

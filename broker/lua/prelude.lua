@@ -1,9 +1,22 @@
--- Shared by every script (prepended by broker/scripts.py): tenant policies and scheduler
--- parameters. The two JSON documents are filled in from broker/tenants.py and
--- broker/scheduler.py, so Python and Lua share one definition of the defaults.
+-- Shared by every script (prepended by broker/scripts.py): the values Python and Lua
+-- share, tenant policies and scheduler parameters. The three JSON documents are filled
+-- in from shared/constants.py (lua_constants), broker/policy.py (BUILTIN_DEFAULT) and
+-- broker/scheduler.py (SCHEDULER), so Python and Lua share one definition of each value.
+local K = cjson.decode([==[__CONSTANTS__]==])
 local DEFAULT_POLICY = cjson.decode([==[__DEFAULT_POLICY__]==])
 local CFG = cjson.decode([==[__SCHEDULER__]==])
-local LANES = {'rt', 'interactive', 'batch'}
+
+-- Lane names in claim order; a lane's number (enqueue.lua's argument, the order of the lane
+-- stream KEYS) is its position here.
+local LANES = K.lanes
+local RT, INTERACTIVE, BATCH = LANES[1], LANES[2], LANES[3]
+-- Entries kept in the wake list idle workers block on.
+local WAKE_CAP = K.wake_cap
+-- Request statuses (field 'status' of a request hash): STATUS.queued, .running, .done,
+-- .failed, .cancelled.
+local STATUS = K.status
+-- Segment outcomes (complete.lua's ARGV[3]): SEGMENT.ok, .error, .dropped.
+local SEGMENT = K.segment
 
 -- Milliseconds since the epoch by the Redis server's clock: every lease, deadline and
 -- quantum decision uses it, so a worker or producer with a wrong clock changes nothing.
@@ -23,6 +36,23 @@ local function num(v, default)
   local n = tonumber(v)
   if n == nil then return default end
   return n
+end
+
+-- The depth hash's fields of a tenant: its total, then one per lane.
+local function depth_fields(tenant)
+  local fields = {tenant}
+  for _, lane in ipairs(LANES) do
+    fields[#fields + 1] = tenant .. ':' .. lane
+  end
+  return fields
+end
+
+-- Wake up to n idle workers (they block on the wake list); the list keeps WAKE_CAP entries.
+local function wake_workers(wake, n)
+  for _ = 1, n do
+    redis.call('RPUSH', wake, '1')
+  end
+  redis.call('LTRIM', wake, -WAKE_CAP, -1)
 end
 
 -- The tenant's policy, and whether it was configured (false: the default applies).
@@ -87,8 +117,7 @@ local function unpark(drr, tenants, depth, active, active_set, wake, tenant)
   redis.call('HDEL', drr, tenant .. ':p')
   if num(redis.call('HGET', depth, tenant), 0) > 0 then
     redis.call('RPUSH', active, tenant)
-    redis.call('RPUSH', wake, '1')
-    redis.call('LTRIM', wake, -64, -1)
+    wake_workers(wake, 1)
   else
     redis.call('SREM', active_set, tenant)
   end

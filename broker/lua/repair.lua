@@ -23,6 +23,5 @@ end
 redis.call('HSET', KEYS[1], tenant, total)
 redis.call('SADD', KEYS[3], tenant)
 activate(KEYS[5], KEYS[6], KEYS[2], KEYS[4], tenant)
-redis.call('RPUSH', KEYS[7], '1')
-redis.call('LTRIM', KEYS[7], -64, -1)
+wake_workers(KEYS[7], 1)
 return total

@@ -23,7 +23,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from broker.claim import Claimed, Claimer
+from broker.claim import Claimer
+from broker.claimed import Claimed
 from broker.producer import parse_refusal
 from broker.scripts import ENQUEUE, script_source
 from broker.tenants import DefaultPolicy, TenantPolicy, Tenants

@@ -6,7 +6,8 @@ import redis
 
 from broker.claim import Claimer
 from broker.producer import Producer
-from broker.stats import Stats, current_bucket
+from broker.scheduler import current_bucket
+from broker.stats import Stats
 from broker.tenants import TenantPolicy, Tenants
 from shared.keys import Keys
 

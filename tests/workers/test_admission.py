@@ -11,7 +11,7 @@ import msgpack
 import pytest
 import redis
 
-from broker.claim import Claimed
+from broker.claimed import Claimed
 from broker.producer import Producer
 from broker.scripts import ENQUEUE, script_source
 from shared.keys import GROUP, Keys
