@@ -7,7 +7,7 @@ clock). A live worker extends the leases of what it holds every third of the lea
 (``lua/reclaim.lua``, which counts the delivery), and an entry delivered more than
 the attempt limit comes back ``exhausted`` for the caller to dead-letter. A worker
 shutting down hands unserved entries back at once (:meth:`Leases.release`).
-Workers also beat in the shard's workers zset (``lua/heartbeat.lua``), by the same
+Workers also beat in the deployment's workers zset (``lua/heartbeat.lua``), by the same
 clock, so a machine with a wrong clock changes nothing.
 """
 
