@@ -325,9 +325,7 @@ async def _attack(cfg: Attack, stop: Any, ready: Any, results: Any, alice_ids: A
                 for victim in victims:
                     fake = new_request_id(keys.shard)  # a request hash key of its own, deleted after
                     job = SegmentJob(victim, 0, "你好", "jm_kumo", "zh", 1.0, 0, 1)
-                    key_list = [keys.request(fake), keys.depth(), keys.active(), keys.active_set(), keys.wake(),
-                                *(keys.queue("mallory", lane) for lane in LANES), keys.tenants(), keys.drr(),
-                                keys.fresh()]  # fmt: skip
+                    key_list = keys.enqueue_keys("mallory", keys.request(fake))
                     args: list[Any] = ["mallory", victim, "jm_kumo", int(time.time() * 1000), 0, 60, GROUP, 1,
                                        1, 2, encode_segment(job)]  # fmt: skip
                     try:

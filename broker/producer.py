@@ -156,17 +156,7 @@ def prepare(
     for seq, seg in enumerate(segments):
         job = SegmentJob(rid, seq, seg.text, spec.name, spec.lang, speed, seg.pause_ms, now_ms)
         args += [_lane_number(priority, seq), max(1, round(weight(seg.text))), encode_segment(job)]
-    key_list = [
-        keys.request(rid),
-        keys.depth(),
-        keys.active(),
-        keys.active_set(),
-        keys.wake(),
-        *(keys.queue(tenant, lane) for lane in LANES),
-        keys.tenants(),
-        keys.drr(),
-        keys.fresh(),
-    ]
+    key_list = keys.enqueue_keys(tenant, keys.request(rid))
     header = encode_frame(HeaderFrame(rid, len(segments), spec.name, model.sample_rate, tenant))
     return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), model.sample_rate, tenant)
 

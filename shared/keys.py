@@ -76,6 +76,22 @@ class Keys:
             raise InvalidRequest("lane", f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
         return f"{self.queue_prefix()}{validate_tenant(tenant)}:{lane}"
 
+    def enqueue_keys(self, tenant: str, request_key: str) -> list[str]:
+        """KEYS of ``lua/enqueue.lua``, in order: the request hash (``request_key``, normally
+        :meth:`request`), depth, active, active set, wake, the tenant's three lane streams in
+        :data:`LANES` order, tenants, drr, fresh (docs/PROTOCOL.md)."""
+        return [
+            request_key,
+            self.depth(),
+            self.active(),
+            self.active_set(),
+            self.wake(),
+            *(self.queue(tenant, lane) for lane in LANES),
+            self.tenants(),
+            self.drr(),
+            self.fresh(),
+        ]
+
     def tenants(self) -> str:
         """Hash tenant -> policy JSON; field ``*`` holds the default policy."""
         return f"{self._s}:tenants"

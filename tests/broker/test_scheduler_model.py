@@ -51,8 +51,7 @@ def _enqueue(
     for seq, (lane, chars) in enumerate(segs):
         job = SegmentJob(rid, seq, "你好", "jm_kumo", "zh", 1.0, 0, 0)
         args += [LANES.index(lane) + 1, chars, encode_segment(job)]
-    key_list = [keys.request(rid), keys.depth(), keys.active(), keys.active_set(), keys.wake(),
-                *(keys.queue(tenant, lane) for lane in LANES), keys.tenants(), keys.drr(), keys.fresh()]  # fmt: skip
+    key_list = keys.enqueue_keys(tenant, keys.request(rid))
     try:
         script(keys=key_list, args=args)  # type: ignore[operator]
     except redis.ResponseError as exc:

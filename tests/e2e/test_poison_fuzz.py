@@ -485,17 +485,7 @@ def _forge(stack: Stack, lane: str, r_field: bytes, payload: bytes, chars: bytes
     """Run the documented enqueue script as a foreign producer would, with a request key of its own
     making (deleted in the same transaction) and field ``r`` of its choice; returns the entry id."""
     fake = KEYS.request(new_request_id(KEYS.shard))
-    key_list = [
-        fake,
-        KEYS.depth(),
-        KEYS.active(),
-        KEYS.active_set(),
-        KEYS.wake(),
-        *(KEYS.queue(MALLORY, name) for name in LANES),
-        KEYS.tenants(),
-        KEYS.drr(),
-        KEYS.fresh(),
-    ]
+    key_list = KEYS.enqueue_keys(MALLORY, fake)
     args: list[object] = [MALLORY, r_field, "jm_kumo", 1, 0, 60, GROUP, 1, LANES.index(lane) + 1, chars, payload]
     pipe = stack.r.pipeline(transaction=True)
     stack.enqueue(keys=key_list, args=args, client=pipe)

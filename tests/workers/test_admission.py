@@ -54,17 +54,7 @@ def forge(
     (the request hash key is built by hand, so it may name another shard or another tenant's request)."""
     job = SegmentJob(rid, seq, "你好", "jm_kumo", "zh", 1.0, 0, 1)
     fake_rid = f"{keys.shard}.forged{seq:016d}"[: len(keys.shard) + 23]
-    key_list = [
-        f"chorus:{{{keys.shard}}}:req:{fake_rid}",
-        keys.depth(),
-        keys.active(),
-        keys.active_set(),
-        keys.wake(),
-        *(keys.queue(tenant, lane) for lane in ("rt", "interactive", "batch")),
-        keys.tenants(),
-        keys.drr(),
-        keys.fresh(),
-    ]
+    key_list = keys.enqueue_keys(tenant, f"chorus:{{{keys.shard}}}:req:{fake_rid}")
     script = r.register_script(script_source(ENQUEUE))
     args: list[object] = [tenant, rid, "jm_kumo", 1, 0, 60, GROUP, segments]
     for i in range(segments):
