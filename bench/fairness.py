@@ -34,10 +34,11 @@ import redis
 
 from bench.common import pct
 from broker.claimed import Claimed
+from broker.policy import TenantPolicy
 from broker.producer import Producer
 from broker.segment import segment_text
 from broker.segment import weight as text_weight
-from broker.tenants import TenantPolicy, Tenants
+from broker.tenants import Tenants
 from chorus.testing import run_worker, sleep_engine, stop_processes, wait_for_workers
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings

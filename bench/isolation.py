@@ -57,8 +57,9 @@ import psutil  # type: ignore[import-untyped]
 import websockets
 
 from bench.common import pct
+from broker.policy import TenantPolicy
 from broker.scripts import ENQUEUE, script_source
-from broker.tenants import TenantPolicy, Tenants
+from broker.tenants import Tenants
 from chorus.launch import start_gateway
 from chorus.testing import paced_config, paced_engine, start_workers, stop_processes
 from gateway.auth import ApiKeys

@@ -10,11 +10,12 @@ with ``lua/*.lua``. Shared names and numbers come from :mod:`shared.constants`.
 """
 
 from broker.claim import Claimed, Claimer, Completion
+from broker.policy import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 from broker.producer import PRIORITIES, AsyncProducer, EnqueueResult, Producer, prepare
 from broker.scheduler import SCHEDULER, SchedulerParams
 from broker.segment import Segment, segment_text
 from broker.stats import LaneStats, Stats, TenantStats
-from broker.tenants import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy, Tenants
+from broker.tenants import Tenants
 
 __all__ = [
     "BUILTIN_DEFAULT",

@@ -5,7 +5,7 @@ field ``*`` holds the policy for tenants that have none of their own, which can
 also reject them. The Lua scripts read the same hash, so a change applies to the
 next enqueue and the next claim on every machine; lowering a cap never touches
 work already queued or in flight. The policy values themselves, and the built-in
-default, are in :mod:`broker.policy` (re-exported here).
+default, are in :mod:`broker.policy`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import redis
 from broker.policy import (
     BUILTIN_DEFAULT,
     DEFAULT_FIELD,
-    MAX_WEIGHT,
     DefaultPolicy,
     TenantPolicy,
     effective_policy,
@@ -28,15 +27,7 @@ from broker.scripts import POLICY, script_source
 from shared.connection import as_str
 from shared.keys import Keys, validate_tenant
 
-__all__ = [
-    "BUILTIN_DEFAULT",
-    "DEFAULT_FIELD",
-    "MAX_WEIGHT",
-    "DefaultPolicy",
-    "TenantPolicy",
-    "Tenants",
-    "effective_policy",
-]
+__all__ = ["Tenants"]
 
 
 class Tenants:

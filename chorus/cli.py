@@ -229,8 +229,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants(args: argparse.Namespace) -> int:
+    from broker.policy import DefaultPolicy
     from broker.stats import Stats
-    from broker.tenants import DefaultPolicy, Tenants
+    from broker.tenants import Tenants
     from chorus.report import policy_table, stats_table
 
     settings = _redis(args)

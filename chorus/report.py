@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from broker.policy import DefaultPolicy, TenantPolicy
 from broker.stats import TenantStats
-from broker.tenants import DefaultPolicy, TenantPolicy
 
 __all__ = ["policy_table", "stats_table"]
 

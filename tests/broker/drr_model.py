@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from broker.policy import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 from broker.scheduler import SCHEDULER
-from broker.tenants import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 
 LANES = ("rt", "interactive", "batch")
 

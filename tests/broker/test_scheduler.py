@@ -10,9 +10,10 @@ import redis
 from redis.crc import key_slot
 
 from broker.claim import Claimer
+from broker.policy import TenantPolicy
 from broker.producer import Producer
 from broker.scheduler import SCHEDULER
-from broker.tenants import TenantPolicy, Tenants
+from broker.tenants import Tenants
 from shared.keys import Keys
 
 SHORT = "你好"  # 2 weighted characters, one segment

@@ -25,9 +25,10 @@ from hypothesis.stateful import (
 
 from broker.claim import Claimer
 from broker.claimed import Claimed
+from broker.policy import DefaultPolicy, TenantPolicy
 from broker.producer import parse_refusal
 from broker.scripts import ENQUEUE, script_source
-from broker.tenants import DefaultPolicy, TenantPolicy, Tenants
+from broker.tenants import Tenants
 from shared.keys import GROUP, LANES, Keys, new_request_id
 from shared.protocol import SegmentJob, decode_segment, encode_segment
 from tests.broker.drr_model import Model, Pick

@@ -5,10 +5,11 @@ from __future__ import annotations
 import redis
 
 from broker.claim import Claimer
+from broker.policy import TenantPolicy
 from broker.producer import Producer
 from broker.scheduler import current_bucket
 from broker.stats import Stats
-from broker.tenants import TenantPolicy, Tenants
+from broker.tenants import Tenants
 from shared.keys import Keys
 
 

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 import redis
 
+from broker.policy import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 from broker.producer import AsyncProducer, Producer
-from broker.tenants import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy, Tenants
+from broker.tenants import Tenants
 from shared.config import RedisSettings
 from shared.connection import async_client
 from shared.errors import ConfigError, LaneNotAllowed, QueueFull, RequestTooLarge, UnknownTenant

@@ -17,7 +17,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from broker.tenants import TenantPolicy, Tenants
+from broker.policy import TenantPolicy
+from broker.tenants import Tenants
 from gateway.auth import ApiKeys
 from shared.keys import Keys
 

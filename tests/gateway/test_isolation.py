@@ -34,7 +34,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
-from broker.tenants import TenantPolicy, Tenants
+from broker.policy import TenantPolicy
+from broker.tenants import Tenants
 from chorus.launch import free_port, start_gateway
 from chorus.testing import run_paced_worker
 from gateway.auth import ApiKeys
