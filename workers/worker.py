@@ -24,10 +24,9 @@ import redis
 from broker.claim import ADMITTED, REJECTIONS, Claimer
 from broker.claimed import Claimed
 from broker.segment import weight
-from shared.audio import DEFAULT_FRAME_MS, frame_pcm, silence_pcm, to_pcm16
+from shared.audio import DEFAULT_FRAME_MS, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.constants import (
-    AUDIO_MAXLEN,
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_ATTEMPTS,
     FINISHED_AUDIO_TTL_S,
@@ -42,7 +41,6 @@ from shared.constants import (
 from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
 from shared.keys import Keys, shard_of
 from shared.protocol import (
-    AudioFrame,
     EndFrame,
     ErrorFrame,
     SegmentJob,
@@ -52,6 +50,7 @@ from shared.protocol import (
 )
 from workers.backend import SynthesisBackend
 from workers.engine import Engine
+from workers.publish import FrameSink, append_frames
 
 __all__ = ["Worker", "WorkerConfig"]
 
@@ -109,56 +108,6 @@ class WorkerConfig:
 
 class _Cancelled(Exception):
     """The request was cancelled while its segment was being synthesised."""
-
-
-def append_frames(client: redis.Redis, key: str, frames: list[bytes], ttl_s: int) -> None:
-    """XADD ``frames`` to an audio stream and set its expiry in one MULTI/EXEC (one hash slot):
-    no frame can recreate a stream that never expires."""
-    pipe = client.pipeline(transaction=True)
-    for frame in frames:
-        pipe.xadd(key, {"f": frame}, maxlen=AUDIO_MAXLEN, approximate=True)
-    pipe.expire(key, ttl_s)
-    pipe.execute()
-
-
-class _FrameSink:
-    """Numbers a segment's frames and holds the newest one back so the last can be flagged."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        key: str,
-        job: SegmentJob,
-        sample_rate: int,
-        frame_ms: int,
-        attempt: int = 1,
-        ttl_s: int = 3600,
-    ) -> None:
-        self._r, self._key, self._job = client, key, job
-        self._sr, self._ms, self._ttl = sample_rate, frame_ms, ttl_s
-        self._held: bytes | None = None
-        self.attempt = attempt
-        self.index = 0
-        self.first_frame_at: float | None = None
-
-    def _frame(self, pcm: bytes, last: bool) -> bytes:
-        frame = AudioFrame(self._job.seq, self.index, last, self._sr, pcm, self.attempt)
-        self.index += 1
-        return encode_frame(frame)
-
-    def add(self, pcm: bytes) -> None:
-        out: list[bytes] = []
-        for chunk in frame_pcm(pcm, self._sr, self._ms):
-            if self._held is not None:
-                out.append(self._frame(self._held, False))
-            self._held = chunk
-        if out:
-            append_frames(self._r, self._key, out, self._ttl)
-            if self.first_frame_at is None:
-                self.first_frame_at = time.perf_counter()
-
-    def close(self) -> None:
-        append_frames(self._r, self._key, [self._frame(self._held or b"", True)], self._ttl)
 
 
 class Worker:
@@ -451,7 +400,7 @@ class Worker:
 
     def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
         sr = self.engine.sample_rate(job.voice)
-        sink = _FrameSink(
+        sink = FrameSink(
             self._r,
             self.keys.audio(job.request_id),
             job,
