@@ -20,10 +20,10 @@ from bench.common import pct
 from broker.claim import Claimer
 from broker.producer import Producer
 from broker.scheduler import SCHEDULER
+from chorus_client.keys import Keys
 from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
-from shared.keys import Keys
 
 
 def run(r: redis.Redis, n: int, claims: int) -> tuple[float, list[float]]:

@@ -36,16 +36,16 @@ from bench.common import pct
 from broker.claimed import Claimed
 from broker.policy import TenantPolicy
 from broker.producer import Producer
-from broker.segment import segment_text
-from broker.segment import weight as text_weight
 from broker.tenants import Tenants
 from chorus.testing import run_worker, sleep_engine, stop_processes, wait_for_workers
+from chorus_client.constants import HEARTBEAT_S
+from chorus_client.keys import Keys
+from chorus_client.segment import segment_text
+from chorus_client.segment import weight as text_weight
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
-from shared.constants import HEARTBEAT_S
 from shared.embedded import EmbeddedRedis
-from shared.keys import Keys
 from workers.worker import Worker, WorkerConfig
 
 WEIGHTS = {"A": 3, "B": 2, "C": 1}

@@ -23,10 +23,10 @@ from bench.common import pct
 from broker.producer import AsyncProducer
 from chorus.launch import start_gateway
 from chorus.testing import null_engine, start_workers, stop_processes
+from chorus_client.constants import DEFAULT_SAMPLE_RATE
 from gateway.subscriber import AsyncSubscriber
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
-from shared.constants import DEFAULT_SAMPLE_RATE
 from shared.embedded import EmbeddedRedis
 from workers.worker import WorkerConfig
 

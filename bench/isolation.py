@@ -62,12 +62,12 @@ from broker.scripts import ENQUEUE, script_source
 from broker.tenants import Tenants
 from chorus.launch import start_gateway
 from chorus.testing import paced_config, paced_engine, start_workers, stop_processes
+from chorus_client.keys import GROUP, LANES, Keys, new_request_id
+from chorus_client.protocol import AudioFrame, EndFrame, HeaderFrame, SegmentJob, decode_frame, encode_segment
 from gateway.auth import ApiKeys
 from shared.config import RedisSettings
 from shared.connection import async_client, sync_client
 from shared.embedded import EmbeddedRedis
-from shared.keys import GROUP, LANES, Keys, new_request_id
-from shared.protocol import AudioFrame, EndFrame, HeaderFrame, SegmentJob, decode_frame, encode_segment
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
 FLOOD_TEXTS = ("a" * 65536, "中" * 21845)  # 64 KB without punctuation: 276 and 230 segments

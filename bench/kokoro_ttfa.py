@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from broker.segment import segment_text
 from chorus.speak import embedded_stack, speak
-from shared.protocol import SegmentJob
+from chorus_client.protocol import SegmentJob
+from chorus_client.segment import segment_text
 from workers.engine import Engine, load_engine
 
 TEXTS = [

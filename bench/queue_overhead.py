@@ -16,10 +16,10 @@ import redis
 from bench.common import summary
 from broker.producer import Producer
 from chorus.testing import null_engine, start_workers, stop_processes, wait_for_workers
+from chorus_client.keys import Keys
 from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
-from shared.keys import Keys
 from workers.worker import WorkerConfig
 
 

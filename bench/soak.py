@@ -35,14 +35,14 @@ import redis
 from bench.common import pct
 from broker.producer import Producer
 from chorus.testing import paced_config, paced_engine, start_worker, wait_for_workers
+from chorus_client.constants import FINISHED_AUDIO_TTL_S, FINISHED_REQUEST_TTL_S
+from chorus_client.keys import GROUP, LANES, Keys
+from chorus_client.protocol import AudioFrame, EndFrame, decode_frame
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
-from shared.constants import FINISHED_AUDIO_TTL_S, FINISHED_REQUEST_TTL_S
 from shared.embedded import EmbeddedRedis
 from shared.errors import ChorusError
-from shared.keys import GROUP, LANES, Keys
-from shared.protocol import AudioFrame, EndFrame, decode_frame
 
 TENANTS = ["t0", "t1", "t2", "t3"]
 

@@ -17,7 +17,7 @@ pick_python() {
 
 ensure_venv() {  # $1: extras, e.g. "test"
   local extras="$1" stamp want
-  want="$( (cat "$root/pyproject.toml"; echo "extras=$extras") | sha256sum | cut -c1-16)"
+  want="$( (cat "$root/pyproject.toml" "$root/clients/python/pyproject.toml"; echo "extras=$extras") | sha256sum | cut -c1-16)"
   stamp="$venv/.chorus-stamp-$want"
   if [ -f "$stamp" ]; then return 0; fi
   if [ ! -x "$venv/bin/python" ]; then
@@ -28,7 +28,8 @@ ensure_venv() {  # $1: extras, e.g. "test"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
   local spec="$root"
   [ -n "$extras" ] && spec="$root[$extras]"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
+  # the light client first, from this checkout (the server depends on it; it is not on PyPI)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root/clients/python" -e "$spec" >&2
   touch "$stamp"
 }
 

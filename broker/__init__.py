@@ -6,16 +6,16 @@ handle), ``claimed`` (a claimed entry), ``lease`` (leases and heartbeats by the
 server's clock), ``complete`` (completion, dead letters), ``sweep`` (repair and
 forgetting idle tenants), ``scheduler`` (DRR parameters), ``policy`` (tenant
 policies as data) and ``tenants`` (policies in Redis), ``stats``, and ``scripts``
-with ``lua/*.lua``. Shared names and numbers come from :mod:`shared.constants`.
+with ``lua/*.lua``. Shared names and numbers come from :mod:`chorus_client.constants`.
 """
 
 from broker.claim import Claimed, Claimer, Completion
 from broker.policy import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 from broker.producer import PRIORITIES, AsyncProducer, EnqueueResult, Producer, prepare
 from broker.scheduler import SCHEDULER, SchedulerParams
-from broker.segment import Segment, segment_text
 from broker.stats import LaneStats, Stats, TenantStats
 from broker.tenants import Tenants
+from chorus_client.segment import Segment, segment_text
 
 __all__ = [
     "BUILTIN_DEFAULT",

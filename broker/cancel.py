@@ -12,10 +12,10 @@ import redis
 import redis.asyncio as aredis
 
 from broker.scripts import CANCEL, script_source
-from shared.constants import CANCELLED_AUDIO_TTL_S, EndStatus
+from chorus_client.constants import CANCELLED_AUDIO_TTL_S, EndStatus
+from chorus_client.keys import Keys
+from chorus_client.protocol import EndFrame, encode_frame
 from shared.errors import RequestNotFound
-from shared.keys import Keys
-from shared.protocol import EndFrame, encode_frame
 
 __all__ = ["async_cancel", "cancel"]
 

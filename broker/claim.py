@@ -21,9 +21,9 @@ from broker.complete import Completion, Completions
 from broker.lease import Leases, heartbeat_script, server_ms
 from broker.scripts import ADMIT, CLAIM, script_source
 from broker.sweep import Sweeper
+from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS
+from chorus_client.keys import GROUP, Keys
 from shared.connection import as_str
-from shared.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS
-from shared.keys import GROUP, Keys
 
 __all__ = [
     "ADMITTED",

@@ -26,7 +26,7 @@ class Claimed:
     """The entry's fields as written: ``r`` request id, ``c`` weighted characters, ``p`` payload."""
     tenant: str = ""
     lane: str = ""
-    """A :class:`~shared.constants.Lane` value."""
+    """A :class:`~chorus_client.constants.Lane` value."""
     cost_us: int = 0
     """What the scheduler charged the tenant for this entry (its estimate), in microseconds;
     0 for a reclaimed entry (it was charged when first claimed)."""

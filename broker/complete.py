@@ -21,9 +21,9 @@ from broker.claimed import Claimed
 from broker.lease import server_ms
 from broker.scheduler import SCHEDULER, current_bucket
 from broker.scripts import COMPLETE, script_source
+from chorus_client.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, SegmentStatus
+from chorus_client.keys import GROUP, Keys
 from shared.connection import as_str
-from shared.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, SegmentStatus
-from shared.keys import GROUP, Keys
 
 __all__ = ["Completion", "Completions"]
 
@@ -42,7 +42,7 @@ class Completion:
     failed: int
     """Segments completed with an error."""
     status: str = ""
-    """The request's status after this completion, a :class:`~shared.constants.RequestStatus` value
+    """The request's status after this completion, a :class:`~chorus_client.constants.RequestStatus` value
     (``cancelled`` stays cancelled); "" without a request."""
 
     @property

@@ -18,8 +18,8 @@ from redis.commands.core import Script
 
 from broker.claimed import Claimed, entry_fields
 from broker.scripts import HEARTBEAT, LEASE, RECLAIM, script_source
-from shared.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS
-from shared.keys import GROUP, Keys
+from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS
+from chorus_client.keys import GROUP, Keys
 
 __all__ = ["Leases", "heartbeat_script", "server_ms"]
 

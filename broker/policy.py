@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from shared.constants import LANES
+from chorus_client.constants import LANES
 from shared.errors import ConfigError
 
 __all__ = [

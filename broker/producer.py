@@ -19,11 +19,13 @@ import redis.asyncio as aredis
 
 from broker.policy import DEFAULT_FIELD, effective_policy
 from broker.scripts import ENQUEUE, script_source
-from broker.segment import MAX_CHARS, presegmented, segment_text, weight
 from broker.stats import Stats, tenant_rate, window
+from chorus_client.constants import LANES, PENDING_AUDIO_TTL_S, REQUEST_TTL_S, Lane
+from chorus_client.keys import GROUP, Keys, new_request_id, validate_tenant
+from chorus_client.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
+from chorus_client.segment import MAX_CHARS, presegmented, segment_text, weight
 from models.catalog import Catalog, load_catalog
 from shared.connection import client_url, translate
-from shared.constants import LANES, PENDING_AUDIO_TTL_S, REQUEST_TTL_S, Lane
 from shared.errors import (
     ChorusError,
     InvalidRequest,
@@ -33,8 +35,6 @@ from shared.errors import (
     TextError,
     UnknownTenant,
 )
-from shared.keys import GROUP, Keys, new_request_id, validate_tenant
-from shared.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 
 __all__ = [
     "PRIORITIES",

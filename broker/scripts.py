@@ -2,7 +2,7 @@
 
 Each script is prefixed with ``lua/prelude.lua`` (shared values, tenant policies,
 scheduler parameters, activation), whose three JSON documents are filled in from
-:func:`shared.constants.lua_constants` (lanes, wake-list cap, status names),
+:func:`chorus_client.constants.lua_constants` (lanes, wake-list cap, status names),
 :data:`broker.policy.BUILTIN_DEFAULT` and :data:`broker.scheduler.SCHEDULER`, so
 Python and Lua share one definition of each value.
 """
@@ -14,7 +14,7 @@ from importlib import resources
 
 from broker.policy import BUILTIN_DEFAULT
 from broker.scheduler import SCHEDULER
-from shared.constants import lua_constants
+from chorus_client.constants import lua_constants
 
 __all__ = [
     "ADMIT",

@@ -18,9 +18,9 @@ import redis
 from broker.policy import TenantPolicy
 from broker.scheduler import SCHEDULER, current_bucket
 from broker.tenants import Tenants
+from chorus_client.constants import LANES
+from chorus_client.keys import GROUP, Keys
 from shared.connection import as_str
-from shared.constants import LANES
-from shared.keys import GROUP, Keys
 
 __all__ = ["LaneStats", "Stats", "TenantStats", "tenant_rate", "window"]
 

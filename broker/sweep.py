@@ -14,10 +14,10 @@ from __future__ import annotations
 import redis
 
 from broker.scripts import FORGET, REPAIR, script_source
+from chorus_client.constants import HISTORY_MAXLEN, LANES
+from chorus_client.keys import GROUP, Keys
 from shared.connection import as_str
-from shared.constants import HISTORY_MAXLEN, LANES
 from shared.errors import UnknownTenant
-from shared.keys import GROUP, Keys
 
 __all__ = ["Sweeper"]
 

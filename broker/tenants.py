@@ -24,8 +24,8 @@ from broker.policy import (
     effective_policy,
 )
 from broker.scripts import POLICY, script_source
+from chorus_client.keys import Keys, validate_tenant
 from shared.connection import as_str
-from shared.keys import Keys, validate_tenant
 
 __all__ = ["Tenants"]
 
@@ -33,7 +33,7 @@ __all__ = ["Tenants"]
 class Tenants:
     """Read and change tenant policies (the ``chorus tenants`` commands use this).
 
-    Tenant names must match the tenant grammar (:func:`shared.keys.validate_tenant`): any other
+    Tenant names must match the tenant grammar (:func:`chorus_client.keys.validate_tenant`): any other
     raises :class:`~shared.errors.UnknownTenant`. A change applies to the next enqueue and claim.
     """
 

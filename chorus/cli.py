@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
+from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Lane
 from shared.config import RedisSettings
 from shared.connection import check_eviction, sync_client, translate
-from shared.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Lane
 from shared.errors import ChorusError, ConfigError, error_kind
 
 log = logging.getLogger("chorus")

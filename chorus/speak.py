@@ -20,14 +20,14 @@ import redis
 
 from broker.lease import server_ms
 from broker.producer import Producer
+from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
+from chorus_client.keys import Keys
 from gateway.subscriber import Subscriber
 from shared.audio import WavWriter
 from shared.config import RedisSettings
 from shared.connection import client_url, sync_client
-from shared.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
 from shared.embedded import EmbeddedRedis
 from shared.errors import NoWorkers
-from shared.keys import Keys
 from workers.engine import Engine, load_engine
 from workers.worker import Worker, WorkerConfig
 

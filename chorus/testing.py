@@ -37,12 +37,12 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from broker.segment import weight
 from chorus.speak import live_workers
+from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
+from chorus_client.keys import Keys
+from chorus_client.segment import weight
 from shared.config import RedisSettings
 from shared.connection import sync_client
-from shared.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
-from shared.keys import Keys
 from workers.backend import SynthesisBackend
 from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig
@@ -92,7 +92,7 @@ class NullBackend:
 
 
 class SleepBackend:
-    """Sleeps ``ms_per_char`` per weighted character of the text (:func:`broker.segment.weight`:
+    """Sleeps ``ms_per_char`` per weighted character of the text (:func:`chorus_client.segment.weight`:
     a CJK character counts 1, others 0.4), then yields 20 ms of silence."""
 
     model_id = "sleep"

@@ -23,10 +23,10 @@ import redis
 import redis.asyncio as aredis
 from starlette.requests import HTTPConnection
 
+from chorus_client.keys import Keys, validate_tenant
 from gateway.http import HttpError
 from shared.connection import as_str
 from shared.errors import InvalidRequest
-from shared.keys import Keys, validate_tenant
 
 __all__ = ["KEY_PREFIX", "ApiKey", "ApiKeys", "Authenticator", "bearer_matches", "key_digest"]
 

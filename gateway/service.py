@@ -22,6 +22,9 @@ import redis.asyncio as aredis
 
 from broker.cancel import async_cancel
 from broker.producer import AsyncProducer
+from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
+from chorus_client.keys import Keys
+from chorus_client.protocol import AudioFrame
 from gateway.auth import Authenticator
 from gateway.http import DEFAULT_MAX_BODY_BYTES, HttpError, SpeechParams, http_error
 from gateway.limits import Limits, Slots
@@ -30,10 +33,7 @@ from gateway.subscriber import AsyncSubscriber, StreamState
 from models.catalog import Catalog, load_catalog
 from shared.config import RedisSettings
 from shared.connection import as_str, async_client
-from shared.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
 from shared.errors import ChorusError, RequestNotFound
-from shared.keys import Keys
-from shared.protocol import AudioFrame
 from shared.text import has_han
 
 __all__ = ["OPENAI_MODELS", "OPENAI_VOICES", "Gateway", "GatewayConfig"]

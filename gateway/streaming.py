@@ -23,11 +23,11 @@ import redis
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from chorus_client.protocol import EndFrame, HeaderFrame, decode_frame
 from gateway.encode import make_encoder
 from gateway.service import Gateway
 from gateway.subscriber import StreamState
 from shared.errors import ChorusError, RequestCancelled, RequestFailed, StreamTimeout
-from shared.protocol import EndFrame, HeaderFrame, decode_frame
 
 __all__ = ["HeldStream", "audio_head", "audio_response", "events_head", "events_response", "sse"]
 

@@ -30,12 +30,12 @@ from typing import Any
 import redis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from chorus_client.constants import EndStatus
+from chorus_client.keys import Keys
 from gateway.http import MAX_JSON_DEPTH, HttpError, error_response, http_error, json_depth, unavailable
 from gateway.service import Gateway
 from gateway.subscriber import StreamState
-from shared.constants import EndStatus
 from shared.errors import ChorusError, RequestCancelled, RequestFailed
-from shared.keys import Keys
 
 __all__ = ["serve_websocket"]
 

@@ -1,5 +1,19 @@
 """What every chorus component needs: config, keys, wire protocol, audio framing, errors."""
 
+from chorus_client.keys import GROUP, LANES, Keys, new_request_id, shard_of, validate_tenant
+from chorus_client.protocol import (
+    PROTOCOL_VERSION,
+    AudioFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    HeaderFrame,
+    SegmentJob,
+    decode_frame,
+    decode_segment,
+    encode_frame,
+    encode_segment,
+)
 from shared.audio import WavWriter, frame_pcm, limit, silence_pcm, to_pcm16
 from shared.config import RedisSettings, chorus_home
 from shared.connection import async_client, sync_client
@@ -22,20 +36,6 @@ from shared.errors import (
     TextError,
     UnknownTenant,
     UnknownVoice,
-)
-from shared.keys import GROUP, LANES, Keys, new_request_id, shard_of, validate_tenant
-from shared.protocol import (
-    PROTOCOL_VERSION,
-    AudioFrame,
-    EndFrame,
-    ErrorFrame,
-    Frame,
-    HeaderFrame,
-    SegmentJob,
-    decode_frame,
-    decode_segment,
-    encode_frame,
-    encode_segment,
 )
 
 __all__ = [

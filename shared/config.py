@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
+from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD
 from shared.errors import ConfigError
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
 ENV_REDIS_URL = "CHORUS_REDIS_URL"
 ENV_PREFIX = "CHORUS_PREFIX"
 ENV_HOME = "CHORUS_HOME"
-DEFAULT_PREFIX = "chorus"
-DEFAULT_SHARD = "s0"
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from chorus_client.keys import Keys
 from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
-from shared.keys import Keys
 from tests.helpers import tiny_engine
 from workers.engine import Engine
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import redis
 
+from chorus_client.keys import Keys
 from models.catalog import ModelSpec
 from shared.connection import as_str
 from shared.errors import ModelIntegrityError
-from shared.keys import Keys
 from workers.model_store import ModelStore
 from workers.signing import compare_version
 

@@ -10,9 +10,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from chorus_client.protocol import SegmentJob
 from models.catalog import Catalog, load_catalog
 from shared.errors import ConfigError, InvalidRequest, ModelError, ModelNotInstalled, UnknownVoice
-from shared.protocol import SegmentJob
 from workers.backend import SynthesisBackend
 from workers.frontend import TextFrontend
 from workers.kokoro import KokoroBackend

@@ -14,9 +14,9 @@ import time
 
 import redis
 
+from chorus_client.constants import AUDIO_MAXLEN, PENDING_AUDIO_TTL_S
+from chorus_client.protocol import AudioFrame, SegmentJob, encode_frame
 from shared.audio import frame_pcm
-from shared.constants import AUDIO_MAXLEN, PENDING_AUDIO_TTL_S
-from shared.protocol import AudioFrame, SegmentJob, encode_frame
 
 __all__ = ["FrameSink", "append_frames"]
 

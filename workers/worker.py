@@ -23,10 +23,7 @@ import redis
 
 from broker.claim import ADMITTED, REJECTIONS, Claimer
 from broker.claimed import Claimed
-from broker.segment import weight
-from shared.audio import DEFAULT_FRAME_MS, silence_pcm, to_pcm16
-from shared.connection import as_str
-from shared.constants import (
+from chorus_client.constants import (
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_ATTEMPTS,
     FINISHED_AUDIO_TTL_S,
@@ -38,9 +35,8 @@ from shared.constants import (
     RequestStatus,
     backoff,
 )
-from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
-from shared.keys import Keys, shard_of
-from shared.protocol import (
+from chorus_client.keys import Keys, shard_of
+from chorus_client.protocol import (
     EndFrame,
     ErrorFrame,
     SegmentJob,
@@ -48,6 +44,10 @@ from shared.protocol import (
     encode_frame,
     peek_segment_address,
 )
+from chorus_client.segment import weight
+from shared.audio import DEFAULT_FRAME_MS, silence_pcm, to_pcm16
+from shared.connection import as_str
+from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
 from workers.backend import SynthesisBackend
 from workers.engine import Engine
 from workers.publish import FrameSink, append_frames

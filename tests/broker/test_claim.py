@@ -6,8 +6,8 @@ import redis
 
 from broker.claim import Claimer
 from broker.producer import Producer
-from shared.keys import GROUP, Keys
-from shared.protocol import decode_segment
+from chorus_client.keys import GROUP, Keys
+from chorus_client.protocol import decode_segment
 
 
 def _tenants(items: list) -> list[str]:  # type: ignore[type-arg]

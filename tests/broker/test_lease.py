@@ -8,7 +8,7 @@ import redis
 
 from broker.claim import Claimer
 from broker.producer import Producer
-from shared.keys import GROUP, Keys
+from chorus_client.keys import GROUP, Keys
 
 
 def _one(r: redis.Redis, text: str = "你好") -> str:

@@ -9,11 +9,11 @@ import pytest
 import redis
 
 from broker.producer import AsyncProducer, Producer
+from chorus_client.keys import Keys
+from chorus_client.protocol import HeaderFrame, decode_frame, decode_segment
 from shared.config import RedisSettings
 from shared.connection import async_client
 from shared.errors import ChorusError, RedisUnavailable, TextError, UnknownTenant, UnknownVoice
-from shared.keys import Keys
-from shared.protocol import HeaderFrame, decode_frame, decode_segment
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
 

@@ -14,7 +14,7 @@ from broker.policy import TenantPolicy
 from broker.producer import Producer
 from broker.scheduler import SCHEDULER
 from broker.tenants import Tenants
-from shared.keys import Keys
+from chorus_client.keys import Keys
 
 SHORT = "你好"  # 2 weighted characters, one segment
 LONG = "今天天气很好我们一起去公园散步吧"  # 16 weighted characters, one segment

@@ -29,8 +29,8 @@ from broker.policy import DefaultPolicy, TenantPolicy
 from broker.producer import parse_refusal
 from broker.scripts import ENQUEUE, script_source
 from broker.tenants import Tenants
-from shared.keys import GROUP, LANES, Keys, new_request_id
-from shared.protocol import SegmentJob, decode_segment, encode_segment
+from chorus_client.keys import GROUP, LANES, Keys, new_request_id
+from chorus_client.protocol import SegmentJob, decode_segment, encode_segment
 from tests.broker.drr_model import Model, Pick
 
 TENANTS = ["a", "b", "c", "d"]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.segment import FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
+from chorus_client.protocol import MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES
+from chorus_client.segment import FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
 from shared.errors import TextError
-from shared.protocol import MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES
 
 HELLO = "你好，世界！今天天气很好，我们一起去公园散步吧。"
 

@@ -11,9 +11,9 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.segment import segment_text
+from chorus_client.protocol import MAX_PAUSE_MS, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
+from chorus_client.segment import segment_text
 from shared.errors import TextError
-from shared.protocol import MAX_PAUSE_MS, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
 
 BREAK_RE = re.compile(r"<break\b([^>]*)/?>", re.IGNORECASE)
 pieces = st.one_of(

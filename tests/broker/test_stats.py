@@ -10,7 +10,7 @@ from broker.producer import Producer
 from broker.scheduler import current_bucket
 from broker.stats import Stats
 from broker.tenants import Tenants
-from shared.keys import Keys
+from chorus_client.keys import Keys
 
 
 def test_snapshot_shows_queued_inflight_served_and_share(r: redis.Redis, keys: Keys) -> None:

@@ -10,10 +10,10 @@ import redis
 from broker.policy import BUILTIN_DEFAULT, DefaultPolicy, TenantPolicy
 from broker.producer import AsyncProducer, Producer
 from broker.tenants import Tenants
+from chorus_client.keys import LANES, Keys
 from shared.config import RedisSettings
 from shared.connection import async_client
 from shared.errors import ConfigError, LaneNotAllowed, QueueFull, RequestTooLarge, UnknownTenant
-from shared.keys import LANES, Keys
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"  # two segments
 

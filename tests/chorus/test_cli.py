@@ -11,8 +11,8 @@ import redis
 
 from broker.tenants import Tenants
 from chorus.cli import main
+from chorus_client.keys import Keys
 from shared.errors import EX_TEMPFAIL
-from shared.keys import Keys
 from workers.signing import load_keyring
 
 

@@ -21,13 +21,13 @@ import redis
 
 from broker.producer import Producer
 from chorus.testing import run_paced_worker, wait_for_workers
+from chorus_client.keys import GROUP, Keys
+from chorus_client.protocol import AudioFrame, decode_frame
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedRedis
 from shared.errors import RedisUnavailable
-from shared.keys import GROUP, Keys
-from shared.protocol import AudioFrame, decode_frame
 
 pytestmark = pytest.mark.slow
 CHUNKS = 6  # frames per segment

@@ -55,12 +55,8 @@ from broker.cancel import cancel
 from broker.producer import Producer
 from broker.scripts import ENQUEUE, script_source
 from chorus.testing import run_paced_worker, stop_processes, wait_for_workers
-from gateway.subscriber import Subscriber
-from shared.config import RedisSettings
-from shared.connection import as_str, sync_client
-from shared.embedded import EmbeddedRedis
-from shared.keys import GROUP, LANES, Keys, new_request_id
-from shared.protocol import (
+from chorus_client.keys import GROUP, LANES, Keys, new_request_id
+from chorus_client.protocol import (
     AudioFrame,
     EndFrame,
     ErrorFrame,
@@ -69,6 +65,10 @@ from shared.protocol import (
     encode_segment,
     peek_segment_address,
 )
+from gateway.subscriber import Subscriber
+from shared.config import RedisSettings
+from shared.connection import as_str, sync_client
+from shared.embedded import EmbeddedRedis
 from tests.helpers import keys_without_ttl
 
 pytestmark = pytest.mark.slow

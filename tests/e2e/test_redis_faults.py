@@ -27,13 +27,13 @@ from broker.claim import Claimer
 from broker.producer import Producer
 from chorus.cli import main
 from chorus.testing import paced_engine, run_paced_worker
+from chorus_client.keys import Keys
+from chorus_client.protocol import AudioFrame, decode_frame
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
 from shared.connection import check_eviction, eviction_policy, sync_client
 from shared.embedded import EmbeddedRedis
 from shared.errors import ConfigError, RedisUnavailable, RequestFailed
-from shared.keys import Keys
-from shared.protocol import AudioFrame, decode_frame
 from tests.helpers import keys_without_ttl, tiny_engine
 from workers.worker import Worker, WorkerConfig
 

@@ -19,8 +19,8 @@ from openai import OpenAI
 
 from broker.policy import TenantPolicy
 from broker.tenants import Tenants
+from chorus_client.keys import Keys
 from gateway.auth import ApiKeys
-from shared.keys import Keys
 
 pytestmark = pytest.mark.slow
 SEGMENT_S = 0.6  # six 100 ms frames per segment (see the stack fixture in conftest.py)

@@ -38,9 +38,9 @@ from broker.policy import TenantPolicy
 from broker.tenants import Tenants
 from chorus.launch import free_port, start_gateway
 from chorus.testing import run_paced_worker
+from chorus_client.keys import Keys
 from gateway.auth import ApiKeys
 from gateway.encode import supported_rates
-from shared.keys import Keys
 
 pytestmark = pytest.mark.slow
 

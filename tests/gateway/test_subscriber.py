@@ -8,12 +8,12 @@ import time
 import pytest
 import redis
 
+from chorus_client.keys import Keys, new_request_id
+from chorus_client.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, encode_frame
 from gateway.subscriber import AsyncSubscriber, Reorderer, Subscriber
 from shared.config import RedisSettings
 from shared.connection import async_client
 from shared.errors import RequestFailed, RequestNotFound, StreamTimeout
-from shared.keys import Keys, new_request_id
-from shared.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, encode_frame
 
 
 def _audio(seg: int, idx: int, last: bool) -> AudioFrame:

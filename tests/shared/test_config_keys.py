@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chorus_client.keys import Keys, new_request_id, shard_of, validate_tenant
 from shared.config import RedisSettings
 from shared.errors import ConfigError, RequestNotFound, UnknownTenant
-from shared.keys import Keys, new_request_id, shard_of, validate_tenant
 
 
 def test_dsn_parsing_and_password_never_shown() -> None:

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import ProtocolError
-from shared.protocol import (
+from chorus_client.protocol import (
     MAX_ENTRY_BYTES,
     AudioFrame,
     EndFrame,
@@ -20,6 +19,7 @@ from shared.protocol import (
     encode_frame,
     encode_segment,
 )
+from shared.errors import ProtocolError
 
 JOB = SegmentJob("s0.AAAAAAAAAAAAAAAAAAAAAA", 3, "你好，", "jm_kumo", "zh", 1.0, 250, 1700000000000)
 

@@ -6,8 +6,7 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import ProtocolError
-from shared.protocol import (
+from chorus_client.protocol import (
     AudioFrame,
     EndFrame,
     ErrorFrame,
@@ -18,6 +17,7 @@ from shared.protocol import (
     encode_frame,
     encode_segment,
 )
+from shared.errors import ProtocolError
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=True),

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from broker.producer import Producer
+from chorus_client.keys import Keys
 from gateway.subscriber import Subscriber
 from models.catalog import Catalog, ModelSpec, VoiceSpec
 from shared.errors import ModelIntegrityError
-from shared.keys import Keys
 from tests.helpers import TINY_VOICES, Signer, tiny_model_files
 from workers.activation import Activation
 from workers.engine import load_engine

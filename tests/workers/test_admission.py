@@ -14,8 +14,8 @@ import redis
 from broker.claimed import Claimed
 from broker.producer import Producer
 from broker.scripts import ENQUEUE, script_source
-from shared.keys import GROUP, Keys
-from shared.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_frame, encode_segment
+from chorus_client.keys import GROUP, Keys
+from chorus_client.protocol import AudioFrame, EndFrame, ErrorFrame, SegmentJob, decode_frame, encode_segment
 from tests.helpers import keys_without_ttl
 from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig

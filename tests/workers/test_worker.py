@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from broker.producer import Producer
+from chorus_client.keys import Keys
+from chorus_client.protocol import AudioFrame, EndFrame, ErrorFrame, decode_frame
 from gateway.subscriber import Subscriber
 from shared.errors import RequestFailed
-from shared.keys import Keys
-from shared.protocol import AudioFrame, EndFrame, ErrorFrame, decode_frame
 from tests.helpers import SAMPLES_PER_TOKEN
 from workers.engine import Engine
 from workers.worker import Worker, WorkerConfig

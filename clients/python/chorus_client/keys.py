@@ -13,9 +13,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from shared.config import DEFAULT_PREFIX, DEFAULT_SHARD
-from shared.constants import LANES
-from shared.errors import ConfigError, InvalidRequest, RequestNotFound, UnknownTenant
+from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD, LANES
+from chorus_client.errors import ConfigError, InvalidRequest, RequestNotFound, UnknownTenant
 
 __all__ = [
     "GROUP",

@@ -22,7 +22,9 @@ __all__ = [
     "DEAD_LETTER_MAXLEN",
     "DEFAULT_LEASE_MS",
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_PREFIX",
     "DEFAULT_SAMPLE_RATE",
+    "DEFAULT_SHARD",
     "FINISHED_AUDIO_TTL_S",
     "FINISHED_REQUEST_TTL_S",
     "HEARTBEAT_S",
@@ -39,6 +41,12 @@ __all__ = [
     "backoff",
     "lua_constants",
 ]
+
+
+DEFAULT_PREFIX = "chorus"
+"""First part of every key name (one deployment per prefix)."""
+DEFAULT_SHARD = "s0"
+"""The shard (hash tag ``{s0}``) of every tenant unless configured otherwise."""
 
 
 class Lane(str, Enum):

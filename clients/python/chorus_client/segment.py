@@ -22,8 +22,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from shared.errors import TextError
-from shared.protocol import MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
+from chorus_client.errors import TextError
+from chorus_client.protocol import MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
 
 __all__ = ["FIRST_MAX_CHARS", "MAX_CHARS", "Segment", "clauses", "presegmented", "segment_text", "speakable", "weight"]
 

@@ -13,8 +13,8 @@ from typing import Any, Union
 
 import msgpack
 
-from shared.constants import EndStatus
-from shared.errors import ProtocolError
+from chorus_client.constants import EndStatus
+from chorus_client.errors import ProtocolError
 
 __all__ = [
     "MAX_ENTRY_BYTES",
@@ -244,7 +244,7 @@ class ErrorFrame:
 class EndFrame:
     segments: int
     status: str = EndStatus.OK
-    """An :class:`~shared.constants.EndStatus` value (a plain ``str`` once decoded)."""
+    """An :class:`~chorus_client.constants.EndStatus` value (a plain ``str`` once decoded)."""
 
 
 Frame = Union[HeaderFrame, AudioFrame, ErrorFrame, EndFrame]  # noqa: UP007 - runtime alias on Python 3.10

@@ -1,0 +1,124 @@
+"""Sans-I/O protocol operations and the two drivers that run them: one sync, one asyncio.
+
+An operation is a generator: it yields the steps it needs and receives each
+step's result, as h11 and httpx separate protocol from I/O. The protocol logic
+(what to read, how to reorder, when to back off, which refusal means what) is
+written once, in the operations; a driver only performs steps:
+
+* :class:`Command` — one Redis command (``args`` as for ``execute_command``); the
+  driver sends back the parsed reply, or throws the ``redis.RedisError`` into the
+  operation, which decides whether it is an outage to ride out or an error to raise.
+* :class:`Sleep` — wait this many seconds.
+* :class:`Emit` — hand ``value`` to the caller (a frame, with its stream position).
+
+``run_sync`` / ``run_async`` drain an operation and return its result;
+``iterate_sync`` / ``iterate_async`` also yield what it emits. These four loops
+are the only I/O loops of the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union, cast
+
+import redis
+import redis.asyncio as aredis
+
+__all__ = ["Command", "Emit", "Op", "Sleep", "Step", "iterate_async", "iterate_sync", "run_async", "run_sync"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Redis command: ``args[0]`` is its name (``"XREAD"``, ``"EXISTS"`` …)."""
+
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Emit:
+    value: Any
+
+
+Step = Union[Command, Sleep, Emit]  # noqa: UP007 - runtime alias on Python 3.10
+Op = Generator[Step, Any, R]
+"""An operation: yields steps, receives replies (``None`` after a Sleep or an Emit), returns ``R``."""
+
+
+def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
+    """Run ``op`` on a sync client, yielding every emitted value."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(reply)
+        except StopIteration:
+            return
+        reply, error = None, None
+        if isinstance(step, Command):
+            try:
+                reply = client.execute_command(*step.args)  # type: ignore[no-untyped-call]
+            except redis.RedisError as exc:
+                error = exc
+        elif isinstance(step, Sleep):
+            time.sleep(step.seconds)
+        else:
+            yield step.value
+
+
+async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]:
+    """Run ``op`` on an asyncio client, yielding every emitted value."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(reply)
+        except StopIteration:
+            return
+        reply, error = None, None
+        if isinstance(step, Command):
+            try:
+                reply = await client.execute_command(*step.args)  # type: ignore[no-untyped-call]
+            except redis.RedisError as exc:
+                error = exc
+        elif isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+        else:
+            yield step.value
+
+
+def run_sync(client: redis.Redis, op: Op[R]) -> R:
+    """Run ``op`` to its end on a sync client and return its result (it must not emit)."""
+    holder = _Result(op)
+    for value in iterate_sync(client, holder.op()):
+        raise TypeError(f"operation emitted {value!r}; use iterate_sync")
+    return cast(R, holder.value)
+
+
+async def run_async(client: aredis.Redis, op: Op[R]) -> R:
+    """Run ``op`` to its end on an asyncio client and return its result (it must not emit)."""
+    holder = _Result(op)
+    async for value in iterate_async(client, holder.op()):
+        raise TypeError(f"operation emitted {value!r}; use iterate_async")
+    return cast(R, holder.value)
+
+
+class _Result:
+    """Keeps the return value of an operation that a driver runs as a plain iteration."""
+
+    def __init__(self, op: Op[Any]) -> None:
+        self._op = op
+        self.value: Any = None
+
+    def op(self) -> Op[None]:
+        self.value = yield from self._op

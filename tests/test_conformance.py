@@ -1,0 +1,272 @@
+"""The wire protocol's conformance vectors (protocol/vectors/*.json) against the Python implementation.
+
+Every case of every file is run against the real functions here, independently of
+bin/make-vectors (which wrote the expected values): segmentation and the producer's
+per-segment values, the enqueue script's lanes on a real redis-server, the payload and
+frame codecs, and a listener built on :class:`gateway.subscriber.StreamState` exactly as
+protocol/vectors/README.md specifies it for other languages. A behaviour change fails
+here; the last test fails when the files are not what ``bin/make-vectors`` produces now.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import redis
+
+from broker.policy import TenantPolicy
+from broker.producer import Producer, _lane_number, min_segments
+from broker.tenants import Tenants
+from chorus_client import protocol as P
+from chorus_client.constants import LANES, EndStatus
+from chorus_client.errors import ProtocolError, RequestFailed, TextError
+from chorus_client.keys import Keys
+from chorus_client.segment import FIRST_BUDGET, FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
+from gateway.subscriber import StreamState
+
+ROOT = Path(__file__).resolve().parents[1]
+VECTORS = ROOT / "protocol" / "vectors"
+
+
+def _load(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((VECTORS / name).read_text(encoding="utf-8"))
+    assert doc["version"] == 1
+    return doc
+
+
+SEGMENTATION = _load("segmentation.json")
+PAYLOADS = _load("payloads.json")
+LISTENING = _load("listening.json")
+
+
+def _cases(cases: list[dict[str, Any]]) -> Any:
+    names = [c["name"] for c in cases]
+    assert len(names) == len(set(names)), "case names must be unique"
+    return pytest.mark.parametrize("case", cases, ids=names)
+
+
+# --- segmentation.json -------------------------------------------------------------------
+
+
+def _segment(given: str | list[str]) -> list[Any]:
+    return presegmented(list(given)) if isinstance(given, list) else segment_text(given)
+
+
+def test_segmentation_parameters() -> None:
+    params = SEGMENTATION["parameters"]
+    assert (params["first_max_chars"], params["first_budget"], params["max_chars"]) == (
+        FIRST_MAX_CHARS,
+        FIRST_BUDGET,
+        MAX_CHARS,
+    )
+
+
+@_cases(SEGMENTATION["cases"])
+def test_segmentation(case: dict[str, Any]) -> None:
+    given = case["input"]
+    if case["error"] is not None:
+        assert case["error"] == "text"
+        assert case["segments"] is None and case["lanes"] is None and case["min_segments"] is None
+        with pytest.raises(TextError):
+            _segment(given)
+        return
+    segments = _segment(given)
+    assert [{"text": s.text, "pause_ms": s.pause_ms} for s in segments] == [
+        {"text": row["text"], "pause_ms": row["pause_ms"]} for row in case["segments"]
+    ]
+    for s, row in zip(segments, case["segments"], strict=True):
+        assert weight(s.text) * 5 == pytest.approx(row["weight_fifths"], abs=1e-9), s.text
+        assert max(1, round(weight(s.text))) == row["c"], s.text
+        assert row["c"] == max(1, (row["weight_fifths"] + 2) // 5), "the README's integer formula for c"
+    n = len(segments)
+    for priority in ("interactive", "batch"):
+        assert [LANES[_lane_number(priority, i) - 1] for i in range(n)] == case["lanes"][priority]
+    assert len(case["lanes"]["interactive_no_rt"]) == n  # checked against enqueue.lua below
+    assert min_segments(given) == case["min_segments"]
+    assert 0 <= case["min_segments"] <= n, "min_segments is a lower bound"
+
+
+@_cases([c for c in SEGMENTATION["cases"] if c["error"] is None])
+def test_enqueue_writes_the_vector_lanes_and_chars(case: dict[str, Any], r: redis.Redis, keys: Keys) -> None:
+    """The producer and enqueue.lua on a real redis-server: each segment's lane stream, ``c`` and payload."""
+    Tenants(r).set("nort", TenantPolicy(lanes=("interactive", "batch")))
+    producer = Producer(r)
+    for tenant, priority, column in (
+        ("full", "interactive", "interactive"),
+        ("full", "batch", "batch"),
+        ("nort", "interactive", "interactive_no_rt"),
+    ):
+        res = producer.enqueue(case["input"], tenant=tenant, priority=priority)
+        got: dict[int, tuple[str, int, str, int]] = {}
+        for lane in LANES:
+            for _id, fields in r.xrange(keys.queue(tenant, lane)):
+                job = P.decode_segment(fields[b"p"])
+                if job.request_id == res.request_id:
+                    got[job.seq] = (lane, int(fields[b"c"]), job.text, job.pause_ms)
+        want = [
+            (lane, row["c"], row["text"], row["pause_ms"])
+            for lane, row in zip(case["lanes"][column], case["segments"], strict=True)
+        ]
+        assert [got.get(i) for i in range(len(want))] == want and len(got) == len(want), column
+
+
+# --- payloads.json -----------------------------------------------------------------------
+
+
+def test_constants() -> None:
+    c = PAYLOADS["constants"]
+    assert c == {
+        "protocol_version": P.PROTOCOL_VERSION,
+        "max_entry_bytes": P.MAX_ENTRY_BYTES,
+        "max_frame_bytes": P.MAX_FRAME_BYTES,
+        "max_segment_text_bytes": P.MAX_SEGMENT_TEXT_BYTES,
+        "max_request_text_bytes": P.MAX_REQUEST_TEXT_BYTES,
+        "max_segments": P.MAX_SEGMENTS,
+        "max_pause_ms": P.MAX_PAUSE_MS,
+        "lanes": list(LANES),
+        "end_statuses": [s.value for s in EndStatus],
+    }
+
+
+def _job(m: dict[str, Any]) -> P.SegmentJob:
+    assert m["v"] == 1 and set(m) == {"v", "req", "seq", "text", "voice", "lang", "speed", "pause_ms", "t"}
+    return P.SegmentJob(m["req"], m["seq"], m["text"], m["voice"], m["lang"], m["speed"], m["pause_ms"], m["t"])
+
+
+def _frame(m: dict[str, Any]) -> P.Frame:
+    kind = m["t"]
+    if kind == "audio":
+        return P.AudioFrame(m["seg"], m["idx"], m["last"], m["sr"], bytes.fromhex(m["pcm"]), m["att"])
+    if kind == "header":
+        assert (m["format"], m["channels"]) == ("s16le", 1)
+        return P.HeaderFrame(m["req"], m["segments"], m["voice"], m["sr"], m["tenant"])
+    if kind == "error":
+        return P.ErrorFrame(m["code"], m["msg"], m["seg"])
+    assert kind == "end"
+    return P.EndFrame(m["segments"], m["status"])
+
+
+def _wire(m: dict[str, Any]) -> dict[str, Any]:
+    """A frame map of the vectors with ``pcm`` as bytes, as msgpack decodes it."""
+    return {k: bytes.fromhex(v) if k == "pcm" else v for k, v in m.items()}
+
+
+@_cases(PAYLOADS["segments"])
+def test_segment_encoding(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    job = _job(case["payload"])
+    assert P.encode_segment(job) == data, "Python's own encoding is byte-exact"
+    assert P.decode_segment(data) == job
+    assert msgpack.unpackb(data, raw=False) == case["payload"]
+
+
+@_cases(PAYLOADS["segments_foreign"])
+def test_segment_foreign_encoding_decodes(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    assert P.decode_segment(data) == _job(case["payload"])
+    assert P.encode_segment(_job(case["payload"])) != data, "a foreign case differs from Python's bytes"
+
+
+@_cases(PAYLOADS["segments_malformed"])
+def test_segment_malformed(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    with pytest.raises(ProtocolError) as caught:
+        P.decode_segment(data)
+    assert caught.value.field == case["error"]["field"]
+    address = P.peek_segment_address(data)
+    assert (list(address) if address is not None else None) == case["address"]
+
+
+@_cases(PAYLOADS["frames"])
+def test_frame_encoding(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    frame = _frame(case["frame"])
+    assert P.encode_frame(frame) == data, "Python's own encoding is byte-exact"
+    assert P.decode_frame(data) == frame
+    assert msgpack.unpackb(data, raw=False) == _wire(case["frame"])
+
+
+@_cases(PAYLOADS["frames_foreign"])
+def test_frame_foreign_encoding_decodes(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    assert P.decode_frame(data) == _frame(case["frame"])
+    assert P.encode_frame(_frame(case["frame"])) != data
+
+
+@_cases(PAYLOADS["frames_malformed"])
+def test_frame_malformed(case: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        P.decode_frame(bytes.fromhex(case["hex"]))
+    assert caught.value.field == case["error"]["field"]
+
+
+# --- listening.json ----------------------------------------------------------------------
+
+
+def _entry(entry: dict[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:
+    assert not ("frame" in entry and "f_hex" in entry)
+    fields: dict[bytes, bytes] = {}
+    if "frame" in entry:
+        fields[b"f"] = msgpack.packb(_wire(entry["frame"]), use_bin_type=True)
+    elif "f_hex" in entry:
+        fields[b"f"] = bytes.fromhex(entry["f_hex"])
+    return entry["id"].encode(), fields
+
+
+def _listen(request_id: str, entries: list[dict[str, Any]], resume_from: str | None) -> dict[str, Any]:
+    """The listener of README.md: replay up to ``resume_from`` in one feed, then one entry per read."""
+    raw = [_entry(e) for e in entries]
+    state = StreamState(request_id)
+    pos = 0
+    if resume_from is not None:
+        pos = [e["id"] for e in entries].index(resume_from) + 1
+        state.feed(raw[:pos])
+        state.last_id = resume_from
+    played: list[P.AudioFrame] = []
+    result: dict[str, Any] = {"outcome": "end", "error": None}
+    try:
+        while not state.finished:
+            read = raw[pos : pos + 1]
+            pos += len(read)
+            played += state.feed(read)
+            state.check_complete()
+            if not read:
+                result["outcome"] = "pending"
+                break
+    except RequestFailed as exc:
+        result = {"outcome": "error", "error": {"code": exc.code, "segment": exc.segment}}
+    except ProtocolError as exc:
+        result = {"outcome": "protocol_error", "error": {"field": exc.field}}
+    return {
+        **result,
+        "played": [[f.segment, f.index, f.attempt] for f in played],
+        "pcm": b"".join(f.pcm for f in played).hex(),
+        "end_status": None if state.end is None else str(state.end.status),
+        "next_segment": state.order.segment,
+        "last_id": state.last_id,
+    }
+
+
+@_cases(LISTENING["cases"])
+def test_listening(case: dict[str, Any]) -> None:
+    assert _listen(LISTENING["request_id"], case["entries"], case["resume_from"]) == case["expected"]
+
+
+# --- the files are current ---------------------------------------------------------------
+
+
+def test_vectors_are_current() -> None:
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "make-vectors"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
