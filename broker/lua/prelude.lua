@@ -83,28 +83,45 @@ end
 -- tenant's first audio does not wait for a round. A tenant with work in flight
 -- rejoins the ring's tail with at most one quantum, so re-activating fast earns
 -- nothing. A tenant at its in-flight cap is parked.
-local function activate(drr, fresh, active, tenants, tenant)
-  redis.call('HSET', drr, tenant .. ':t', server_ms())
-  local policy = policy_of(tenants, tenant)
-  local inflight = num(redis.call('HGET', drr, tenant .. ':f'), 0)
+-- activation_of decides without writing, from the tenant's policy and the drr fields
+-- activation_fields names (in flight, deficit, quantum), so enqueue.lua can read and check
+-- them before its first write; place writes the decision; activate does both.
+local function activation_fields(tenant)
+  return {tenant .. ':f', tenant .. ':d', '~q'}
+end
+
+local function activation_of(policy, inflight, deficit, quantum)
   if policy.max_inflight > 0 and inflight >= policy.max_inflight then
+    return {parked = true}
+  end
+  local credit = quantum * policy.weight
+  local d
+  if inflight == 0 then
+    d = math.min(deficit, 0) + credit
+  else
+    d = math.min(deficit, credit)
+  end
+  return {deficit = d, fresh = inflight == 0 and d > 0}
+end
+
+local function place(drr, fresh, active, tenant, plan)
+  redis.call('HSET', drr, tenant .. ':t', server_ms())
+  if plan.parked then
     redis.call('HSET', drr, tenant .. ':p', 1)
     return
   end
-  local _, quantum = scheduler_state(drr)
-  local credit = quantum * policy.weight
-  local d = num(redis.call('HGET', drr, tenant .. ':d'), 0)
-  if inflight == 0 then
-    d = math.min(d, 0) + credit
-  else
-    d = math.min(d, credit)
-  end
-  redis.call('HSET', drr, tenant .. ':d', d)
-  if inflight == 0 and d > 0 then
+  redis.call('HSET', drr, tenant .. ':d', plan.deficit)
+  if plan.fresh then
     redis.call('RPUSH', fresh, tenant)
   else
     redis.call('RPUSH', active, tenant)
   end
+end
+
+local function activate(drr, fresh, active, tenants, tenant)
+  local v = redis.call('HMGET', drr, unpack(activation_fields(tenant)))
+  local plan = activation_of(policy_of(tenants, tenant), num(v[1], 0), num(v[2], 0), num(v[3], CFG.quantum))
+  place(drr, fresh, active, tenant, plan)
 end
 
 -- Put a parked tenant back on the ring (tail) once it is below its in-flight cap, and

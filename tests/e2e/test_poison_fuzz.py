@@ -427,7 +427,7 @@ def _expected_code(spec: Hostile) -> str | None:
     return None  # mallory's live or cancelled request, well-formed, seq in range: duplicate, failed, or owner
 
 
-def _write(stack: Stack, spec: Hostile, pools: Pools) -> Written:
+def _write(stack: Stack, spec: Hostile, pools: Pools) -> Written | None:
     r_field, req = _target(spec, pools)
     named = spec.target not in ("garbage", "none")  # field r is an id (of ours or not): the payload repeats it
     rid = as_str(r_field) if named and r_field is not None else f"{KEYS.shard}.{spec.token}"
@@ -437,7 +437,10 @@ def _write(stack: Stack, spec: Hostile, pools: Pools) -> Written:
         lane, explicit = _reusable(stack.r, req, seq) or (lane, None)
     stream = KEYS.queue(MALLORY, lane)
     if spec.channel == "script":
-        entry_id = _forge(stack, lane, r_field or b"", payload or b"", spec.chars or b"1")
+        forged = _forge(stack, lane, r_field or b"", payload or b"", spec.chars or b"1")
+        if forged is None:
+            return None  # refused by the script: nothing reached a worker
+        entry_id = forged
     else:
         fields: dict[bytes, bytes] = dict(spec.extra)
         if r_field is not None:
@@ -481,17 +484,25 @@ def _reusable(r: redis.Redis, req: Req, seq: int) -> tuple[str, str] | None:
     return None
 
 
-def _forge(stack: Stack, lane: str, r_field: bytes, payload: bytes, chars: bytes) -> str:
+def _forge(stack: Stack, lane: str, r_field: bytes, payload: bytes, chars: bytes) -> str | None:
     """Run the documented enqueue script as a foreign producer would, with a request key of its own
-    making (deleted in the same transaction) and field ``r`` of its choice; returns the entry id."""
+    making (deleted in the same transaction) and field ``r`` of its choice; returns the entry id, or
+    None when the script refused the arguments (``BADARGS``: it checks ids, counts and payloads before
+    writing) and wrote nothing."""
     fake = KEYS.request(new_request_id(KEYS.shard))
     key_list = KEYS.enqueue_keys(MALLORY, fake)
     args: list[object] = [MALLORY, r_field, "jm_kumo", 1, 0, 60, GROUP, 1, LANES.index(lane) + 1, chars, payload]
+    stream = KEYS.queue(MALLORY, lane)
     pipe = stack.r.pipeline(transaction=True)
+    pipe.xrevrange(stream, count=1)
     stack.enqueue(keys=key_list, args=args, client=pipe)
-    pipe.xrevrange(KEYS.queue(MALLORY, lane), count=1)
+    pipe.xrevrange(stream, count=1)
     pipe.delete(fake)
-    nseg, newest, _ = pipe.execute()
+    before, nseg, newest, _ = pipe.execute(raise_on_error=False)
+    if isinstance(nseg, redis.ResponseError):
+        assert str(nseg).startswith("BADARGS"), f"the script refused with {nseg}"
+        assert newest == before, "a refused enqueue wrote an entry"
+        return None
     assert nseg == 1
     return as_str(newest[0][0])
 
@@ -578,7 +589,8 @@ def test_hostile_entries_are_dead_lettered_and_harm_no_one(stack: Stack, scenari
             spec = scenario.polite[i]
             pools.polite_live.append(_enqueue(stack, spec.tenant, spec.segments, spec.priority))
         else:
-            written.append(_write(stack, scenario.hostile[i - len(scenario.polite)], pools))
+            if (entry := _write(stack, scenario.hostile[i - len(scenario.polite)], pools)) is not None:
+                written.append(entry)
     # a valid request of mallory's after her entries: activates her whatever the depth counter says
     flush = _enqueue(stack, MALLORY, 1)
 

@@ -51,16 +51,30 @@ def forge(
     lane: int = 2,
 ) -> None:
     """Run the documented enqueue script as a foreign producer would, with a request id of its choice
-    (the request hash key is built by hand, so it may name another shard or another tenant's request)."""
-    job = SegmentJob(rid, seq, "你好", "jm_kumo", "zh", 1.0, 0, 1)
+    (the request hash key is built by hand, so it may name another shard or another tenant's request).
+
+    The script refuses a payload whose ``seq`` is not its position, so an entry for segment ``seq`` > 0
+    is forged as a request of ``seq + 1`` segments whose first ``seq`` entries are then removed (and
+    uncounted): what stays is one entry for segment ``seq``, as a raw XADD would leave it."""
     fake_rid = f"{keys.shard}.forged{seq:016d}"[: len(keys.shard) + 23]
     key_list = keys.enqueue_keys(tenant, f"chorus:{{{keys.shard}}}:req:{fake_rid}")
     script = r.register_script(script_source(ENQUEUE))
-    args: list[object] = [tenant, rid, "jm_kumo", 1, 0, 60, GROUP, segments]
-    for i in range(segments):
-        args += [lane, 2, payload if payload is not None and i == 0 else encode_segment(job)]
+    total = seq + segments
+    args: list[object] = [tenant, rid, "jm_kumo", 1, 0, 60, GROUP, total]
+    for i in range(total):
+        job = SegmentJob(rid, i, "你好", "jm_kumo", "zh", 1.0, 0, 1)
+        args += [lane, 2, payload if payload is not None and i == seq else encode_segment(job)]
+    stream = keys.queue(tenant, ("rt", "interactive", "batch")[lane - 1])
+    before = r.xrevrange(stream, count=1)
     script(keys=key_list, args=args)
     r.delete(key_list[0])  # only the forged entry stays: the request it names is another one
+    if seq:
+        start = b"(" + before[0][0] if before else b"-"
+        drop = [entry_id for entry_id, _ in r.xrange(stream, min=start, count=seq)]
+        r.xdel(stream, *drop)
+        lane_name = stream.rsplit(":", 1)[1]
+        r.hincrby(keys.depth(), tenant, -len(drop))
+        r.hincrby(keys.depth(), f"{tenant}:{lane_name}", -len(drop))
 
 
 def test_an_entry_naming_another_shard_is_dead_lettered_and_the_worker_serves_on(
