@@ -19,10 +19,11 @@ import redis
 
 from broker.claimed import Claimed
 from broker.lease import server_ms
-from broker.scheduler import SCHEDULER, current_bucket
+from broker.scheduler import SCHEDULER
 from broker.scripts import COMPLETE, script_source
 from chorus_client.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, SegmentStatus
 from chorus_client.keys import GROUP, Keys
+from chorus_client.rates import current_bucket
 from shared.connection import as_str
 
 __all__ = ["Completion", "Completions"]

@@ -39,10 +39,11 @@ and Lua share one definition.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["SCHEDULER", "SchedulerParams", "current_bucket"]
+from chorus_client.constants import STATS_BUCKET_S, STATS_BUCKET_TTL_S
+
+__all__ = ["SCHEDULER", "SchedulerParams"]
 
 
 @dataclass(frozen=True)
@@ -68,22 +69,13 @@ class SchedulerParams:
     repair_cap: int = 10_000
     """Most undelivered entries counted per lane when the depth counter is repaired from a stream
     (a larger backlog is repaired again as it drains)."""
-    bucket_s: int = 10
+    bucket_s: int = STATS_BUCKET_S
     """Width of the time buckets behind the last-minute statistics (``complete.lua`` writes them,
-    :mod:`broker.stats` sums them)."""
-    bucket_ttl_s: int = 130
-    """Expiry of a time bucket: two minutes and one bucket, so a whole last minute is always readable."""
+    :mod:`chorus_client.rates` sums them)."""
+    bucket_ttl_s: int = STATS_BUCKET_TTL_S
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
 SCHEDULER = SchedulerParams()
-
-
-def current_bucket(now: float | None = None) -> int:
-    """Number of the time bucket holding ``now`` (seconds since the epoch; None: this machine's clock).
-
-    Buckets are ``SCHEDULER.bucket_s`` wide; ``Keys.busy(n)`` names bucket ``n``.
-    """
-    return int((time.time() if now is None else now) // SCHEDULER.bucket_s)

@@ -9,46 +9,19 @@ span 60 to 70 seconds; rates divide by the span actually covered.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import redis
 
 from broker.policy import TenantPolicy
-from broker.scheduler import SCHEDULER, current_bucket
 from broker.tenants import Tenants
 from chorus_client.constants import LANES
 from chorus_client.keys import GROUP, Keys
+from chorus_client.rates import split_field, tenant_rate, window
 from shared.connection import as_str
 
-__all__ = ["LaneStats", "Stats", "TenantStats", "tenant_rate", "window"]
-
-WINDOW_S = 60
-
-
-def _split(name: bytes) -> tuple[str, str, str] | None:
-    parts = name.decode().rsplit(":", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[1] in LANES else None
-
-
-def window(keys: Keys, now: float | None = None) -> tuple[list[str], float]:
-    """The bucket keys covering the last minute, and the seconds they span."""
-    now = time.time() if now is None else now
-    last = current_bucket(now)
-    first = last - WINDOW_S // SCHEDULER.bucket_s
-    return [keys.busy(b) for b in range(first, last + 1)], now - first * SCHEDULER.bucket_s
-
-
-def tenant_rate(buckets: list[dict[bytes, bytes]], tenant: str, span_s: float) -> float:
-    """Segments per second completed for ``tenant`` in the given buckets (HGETALL replies)."""
-    n = 0
-    for bucket in buckets:
-        for name, value in bucket.items():
-            parts = _split(name)
-            if parts is not None and parts[0] == tenant and parts[2] == "n":
-                n += int(value)
-    return n / max(span_s, 1e-3)
+__all__ = ["LaneStats", "Stats", "TenantStats"]
 
 
 @dataclass
@@ -108,7 +81,7 @@ class Stats:
         acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
         for bucket in pipe.execute():
             for name, value in bucket.items():
-                parts = _split(name)
+                parts = split_field(name)
                 if parts is None:
                     continue
                 tenant, lane, kind = parts

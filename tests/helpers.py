@@ -23,7 +23,7 @@ from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key,
 
 OWNED_KEYS = re.compile(
     rb"^chorus:(\{s0\}:(depth|active|active:fresh|active:set|tenants|drr|served|leases|finishing|wake|dead|history|"
-    rb"q:.+)|workers|workers:info|apikeys|\{models\}:(active|floor))$"
+    rb"q:.+)|workers|workers:info|apikeys|voices|\{models\}:(active|floor))$"
 )
 """Keys that live as long as the deployment: their owner (the scheduler, the registries) manages them."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,12 +43,29 @@ class Engine:
     """Model id -> the version being served."""
     loader: Loader | None = None
     """How to load another version of a model (set by :func:`load_engine`)."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Voice -> the model id serving it (set by :meth:`swap`)."""
 
     def swap(self, model_id: str, version: str, backend: SynthesisBackend, voices: list[str]) -> None:
         """Serve ``voices`` from ``backend`` from the next segment on (the worker calls this between segments)."""
         for voice in voices:
             self.backends[voice] = backend
+            self.models[voice] = model_id
         self.versions[model_id] = version
+
+    def voice_info(self, catalog: Catalog) -> dict[str, str]:
+        """Voice -> the JSON a client reads from the ``voices`` hash (``lang``, ``sample_rate``, ``model``,
+        ``version``), for every voice served that ``catalog`` knows."""
+        out = {}
+        for voice, backend in sorted(self.backends.items()):
+            spec = catalog.voices.get(voice)
+            if spec is None:
+                continue
+            model = self.models.get(voice, spec.model)
+            info = {"lang": spec.lang, "sample_rate": backend.sample_rate, "model": model}
+            info["version"] = self.versions.get(model, "")
+            out[voice] = json.dumps(info, sort_keys=True)
+        return out
 
     def voices(self) -> list[str]:
         return sorted(self.backends)

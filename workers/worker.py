@@ -45,6 +45,7 @@ from chorus_client.protocol import (
     peek_segment_address,
 )
 from chorus_client.segment import weight
+from models.catalog import load_catalog
 from shared.audio import DEFAULT_FRAME_MS, silence_pcm, to_pcm16
 from shared.connection import as_str
 from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
@@ -55,6 +56,8 @@ from workers.publish import FrameSink, append_frames
 __all__ = ["Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
+VOICES_REFRESH_S = 60.0
+"""How often a worker writes its voices into the ``voices`` hash when nothing changed."""
 
 
 def _default_name() -> str:
@@ -141,6 +144,9 @@ class Worker:
         self._refused: set[tuple[str, str]] = set()
         self._loading: threading.Thread | None = None
         self._ready: tuple[str, str, SynthesisBackend | None, list[str], str] | None = None
+        self._catalog = load_catalog()
+        self._voices_published: dict[str, str] = {}
+        self._voices_at = 0.0
 
     # -- loop -----------------------------------------------------------------------
 
@@ -270,7 +276,13 @@ class Worker:
         self.claimer.heartbeat_script(keys=[self.keys.workers()], client=pipe, args=[self.config.name, window_ms])
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
         pipe.hgetall(self.keys.models_active())
-        live, _, active = pipe.execute()
+        voices = self.engine.voice_info(self._catalog)
+        republish = voices != self._voices_published or now - self._voices_at > VOICES_REFRESH_S
+        if republish and voices:  # what clients read to enqueue (a FLUSHALL loses it: written again)
+            pipe.hset(self.keys.voices(), mapping=voices)  # type: ignore[arg-type]
+        live, _, active, *_ = pipe.execute()
+        if republish:
+            self._voices_published, self._voices_at = voices, now
         self.live_workers = max(1, int(live))
         self._follow_activation({as_str(k): as_str(v) for k, v in active.items()})
 

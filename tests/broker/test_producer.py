@@ -13,7 +13,7 @@ from chorus_client.keys import Keys
 from chorus_client.protocol import HeaderFrame, decode_frame, decode_segment
 from shared.config import RedisSettings
 from shared.connection import async_client
-from shared.errors import ChorusError, RedisUnavailable, TextError, UnknownTenant, UnknownVoice
+from shared.errors import ChorusError, InvalidRequest, RedisUnavailable, TextError, UnknownTenant, UnknownVoice
 
 TEXT = "你好，世界！今天天气很好，我们一起去公园散步吧。"
 
@@ -61,8 +61,9 @@ def test_duplicate_request_id_leaves_nothing_behind(r: redis.Redis, keys: Keys) 
     p = Producer(r)
     rid = p.enqueue("你好", tenant="acme").request_id
     before = r.xlen(keys.queue("acme", "rt"))
-    with pytest.raises(ChorusError, match="DUPLICATE"):
+    with pytest.raises(InvalidRequest, match="already used") as err:
         p.enqueue("世界", tenant="acme", request_id=rid)
+    assert err.value.field == "request_id"
     assert r.xlen(keys.queue("acme", "rt")) == before
     assert r.hget(keys.depth(), "acme") == b"1"
 

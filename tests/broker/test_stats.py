@@ -7,10 +7,10 @@ import redis
 from broker.claim import Claimer
 from broker.policy import TenantPolicy
 from broker.producer import Producer
-from broker.scheduler import current_bucket
 from broker.stats import Stats
 from broker.tenants import Tenants
 from chorus_client.keys import Keys
+from chorus_client.rates import current_bucket
 
 
 def test_snapshot_shows_queued_inflight_served_and_share(r: redis.Redis, keys: Keys) -> None:

@@ -32,6 +32,9 @@ __all__ = [
     "LANES",
     "PENDING_AUDIO_TTL_S",
     "REQUEST_TTL_S",
+    "STATS_BUCKET_S",
+    "STATS_BUCKET_TTL_S",
+    "STATS_WINDOW_S",
     "WAKE_LIST_CAP",
     "WORKER_LIVE_S",
     "EndStatus",
@@ -123,6 +126,13 @@ FINISHED_AUDIO_TTL_S = 300
 """A finished request's audio stays readable this long after its end frame."""
 CANCELLED_AUDIO_TTL_S = FINISHED_AUDIO_TTL_S
 """A cancelled request's audio (ended by the canceller) stays readable this long."""
+
+STATS_BUCKET_S = 10
+"""Width of the time buckets (``chorus:{s<n>}:busy:<n>``) that hold each tenant's recent work."""
+STATS_BUCKET_TTL_S = 130
+"""A time bucket's expiry: two minutes and one bucket, so a whole last minute is always readable."""
+STATS_WINDOW_S = 60
+""""Recent" in statistics and retry-after: the buckets covering the last minute."""
 
 # --- Liveness ---
 

@@ -8,6 +8,8 @@ written once, in the operations; a driver only performs steps:
 * :class:`Command` — one Redis command (``args`` as for ``execute_command``); the
   driver sends back the parsed reply, or throws the ``redis.RedisError`` into the
   operation, which decides whether it is an outage to ride out or an error to raise.
+* :class:`Transaction` — commands run in one MULTI/EXEC (all keys in one slot); the
+  reply is the list of their replies.
 * :class:`Sleep` — wait this many seconds.
 * :class:`Emit` — hand ``value`` to the caller (a frame, with its stream position).
 
@@ -27,7 +29,19 @@ from typing import Any, TypeVar, Union, cast
 import redis
 import redis.asyncio as aredis
 
-__all__ = ["Command", "Emit", "Op", "Sleep", "Step", "iterate_async", "iterate_sync", "run_async", "run_sync"]
+__all__ = [
+    "Command",
+    "Emit",
+    "Op",
+    "Sleep",
+    "Step",
+    "Transaction",
+    "iterate_async",
+    "iterate_sync",
+    "quiet",
+    "run_async",
+    "run_sync",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,6 +55,13 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Transaction:
+    """Commands run in one MULTI/EXEC; their keys must share a hash slot (Redis Cluster)."""
+
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
 class Sleep:
     seconds: float
 
@@ -50,7 +71,7 @@ class Emit:
     value: Any
 
 
-Step = Union[Command, Sleep, Emit]  # noqa: UP007 - runtime alias on Python 3.10
+Step = Union[Command, Transaction, Sleep, Emit]  # noqa: UP007 - runtime alias on Python 3.10
 Op = Generator[Step, Any, R]
 """An operation: yields steps, receives replies (``None`` after a Sleep or an Emit), returns ``R``."""
 
@@ -68,6 +89,14 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
         if isinstance(step, Command):
             try:
                 reply = client.execute_command(*step.args)  # type: ignore[no-untyped-call]
+            except redis.RedisError as exc:
+                error = exc
+        elif isinstance(step, Transaction):
+            try:
+                pipe = client.pipeline(transaction=True)
+                for command in step.commands:
+                    pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
+                reply = pipe.execute()
             except redis.RedisError as exc:
                 error = exc
         elif isinstance(step, Sleep):
@@ -91,6 +120,14 @@ async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]
                 reply = await client.execute_command(*step.args)  # type: ignore[no-untyped-call]
             except redis.RedisError as exc:
                 error = exc
+        elif isinstance(step, Transaction):
+            try:
+                apipe = client.pipeline(transaction=True)
+                for command in step.commands:
+                    apipe.execute_command(*command.args)
+                reply = await apipe.execute()
+            except redis.RedisError as exc:
+                error = exc
         elif isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
         else:
@@ -111,6 +148,24 @@ async def run_async(client: aredis.Redis, op: Op[R]) -> R:
     async for value in iterate_async(client, holder.op()):
         raise TypeError(f"operation emitted {value!r}; use iterate_async")
     return cast(R, holder.value)
+
+
+def quiet(op: Op[R]) -> Op[R]:
+    """``op`` with what it emits dropped: its other steps pass through, its result is returned."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(reply)
+        except StopIteration as stop:
+            return cast(R, stop.value)
+        reply, error = None, None
+        if isinstance(step, Emit):
+            continue
+        try:
+            reply = yield step
+        except Exception as exc:  # handed to ``op``, which decides
+            error = exc
 
 
 class _Result:

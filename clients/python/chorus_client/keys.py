@@ -162,6 +162,11 @@ class Keys:
         """Hash worker id -> JSON description (models, device, threads)."""
         return f"{self.prefix}:workers:info"
 
+    def voices(self) -> str:
+        """Hash voice -> JSON ``{"lang", "sample_rate", "model", "version"}`` of every voice a worker
+        serves (written by workers at start and on activation; read by clients before an enqueue)."""
+        return f"{self.prefix}:voices"
+
     def api_keys(self) -> str:
         """Hash SHA-256(api key) -> JSON {tenant, name, created}; the keys themselves are never stored."""
         return f"{self.prefix}:apikeys"

@@ -222,8 +222,8 @@ def listen(
     keys = keys.for_request(state.request_id)
     audio, request_key = keys.audio(state.request_id), keys.request(state.request_id)
     if check_exists:
-        try:
-            found = yield Command(("EXISTS", audio, request_key))
+        try:  # two calls: the audio stream and the request hash are in different slots (Redis Cluster)
+            found = (yield Command(("EXISTS", audio))) or (yield Command(("EXISTS", request_key)))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(url, str(exc)) from exc
         if not found:

@@ -1,0 +1,189 @@
+"""The client: enqueue text, then hold a handle to the request (frames, status, cancel, wait).
+
+::
+
+    from chorus_client import Client
+
+    client = Client.from_url("redis://127.0.0.1:6379/0")
+    req = client.enqueue("你好，世界！", tenant="acme", voice="jm_kumo")
+    for frame in req.frames():          # in order, exactly once, until the end frame
+        play(frame.pcm, frame.sample_rate)
+
+:class:`AsyncClient` is the same for asyncio (``async for frame in req.frames()``,
+``await req.wait()``). Both run the one set of sans-I/O operations
+(:mod:`chorus_client.enqueue`, :mod:`chorus_client.listen`, :mod:`chorus_client.control`)
+with their driver (:mod:`chorus_client.drive`): nothing about the protocol is
+written twice. A voice's language and sample rate come from the ``voices`` hash that
+workers write, unless a ``voices`` resolver is given (the server passes its catalog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from chorus_client.control import RequestState, cancel, status
+from chorus_client.drive import Op, iterate_async, iterate_sync, quiet, run_async, run_sync
+from chorus_client.enqueue import EnqueueResult, PreparedRequest, Voice, enqueue, lookup_voice, prepare
+from chorus_client.errors import InvalidRequest
+from chorus_client.keys import Keys
+from chorus_client.listen import DEFAULT_TIMEOUT_S, StreamState, listen
+from chorus_client.outage import client_url
+from chorus_client.protocol import AudioFrame
+
+__all__ = ["AsyncClient", "AsyncRequest", "Client", "Request", "VoiceResolver"]
+
+VoiceResolver = Callable[[str | None, str], Voice]
+"""(voice name or None, the text) -> the voice; raises UnknownVoice."""
+
+
+def _prepare_op(
+    keys: Keys, voices: VoiceResolver | None, text: str | list[str], tenant: str, voice: str | None, options: Any
+) -> Op[PreparedRequest]:
+    if voices is not None:
+        spec = voices(voice, text if isinstance(text, str) else "".join(text))
+    elif voice is None:
+        raise InvalidRequest("voice", "name a voice (the voices hash lists those the workers serve)")
+    else:
+        spec = yield from lookup_voice(keys, voice)
+    return prepare(text, tenant=tenant, keys=keys, voice=spec, **options)
+
+
+def _submit(
+    keys: Keys, voices: VoiceResolver | None, url: str, text: str | list[str], tenant: str, voice: str | None,
+    options: Any,
+) -> Op[EnqueueResult]:  # fmt: skip
+    req = yield from _prepare_op(keys, voices, text, tenant, voice, options)
+    return (yield from enqueue(req, keys, url=url))
+
+
+def _wait(keys: Keys, request_id: str, url: str, timeout_s: float) -> Op[RequestState]:
+    """Read the audio stream to its end (raising what a listener raises), then the final status."""
+    yield from quiet(listen(keys, StreamState(request_id), url=url, timeout_s=timeout_s, check_exists=True))
+    return (yield from status(keys, request_id))
+
+
+class Request:
+    """A handle to an enqueued request (sync)."""
+
+    def __init__(self, client: Client, result: EnqueueResult) -> None:
+        self.client = client
+        self.request_id = result.request_id
+        self.segments = result.segments
+        self.sample_rate = result.sample_rate
+
+    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[AudioFrame]:
+        return self.client.frames(self.request_id, timeout_s=timeout_s)
+
+    def status(self) -> RequestState:
+        return self.client.status(self.request_id)
+
+    def cancel(self) -> bool:
+        return self.client.cancel(self.request_id)
+
+    def wait(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RequestState:
+        """Block until the request ends; its final state (RequestFailed, RequestCancelled as a listener)."""
+        return self.client.wait(self.request_id, timeout_s=timeout_s)
+
+
+class Client:
+    """A chorus client on a sync redis-py client (redis-py's own retries should be off: chorus
+    retries where that is safe)."""
+
+    def __init__(self, redis_client: redis.Redis, *, keys: Keys | None = None, voices: VoiceResolver | None = None):
+        self.redis = redis_client
+        self.keys = keys or Keys()
+        self.voices = voices
+        self.url = client_url(redis_client)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Client:
+        return cls(redis.Redis.from_url(url), **kwargs)
+
+    def enqueue(self, text: str | list[str], *, tenant: str, voice: str | None = None, **options: Any) -> Request:
+        """Enqueue ``text`` (or pre-cut segments); options as :func:`chorus_client.enqueue.prepare` takes
+        them (``priority``, ``speed``, ``deadline_s``, ``request_id``). Raises what ``prepare`` and
+        ``enqueue`` raise: UnknownVoice, InvalidRequest, TextError, QueueFull, RequestTooLarge …"""
+        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
+        return Request(self, run_sync(self.redis, op))
+
+    def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[AudioFrame]:
+        """The request's audio frames in order, exactly once, until its end frame."""
+        op = listen(self.keys, StreamState(request_id), url=self.url, timeout_s=timeout_s, check_exists=True)
+        for frame, _ in iterate_sync(self.redis, op):
+            yield frame
+
+    def status(self, request_id: str) -> RequestState:
+        return run_sync(self.redis, status(self.keys, request_id))
+
+    def cancel(self, request_id: str) -> bool:
+        return run_sync(self.redis, cancel(self.keys, request_id))
+
+    def wait(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RequestState:
+        return run_sync(self.redis, _wait(self.keys, request_id, self.url, timeout_s))
+
+    def request(self, request_id: str) -> Request:
+        """A handle to a request enqueued elsewhere (its segment count and rate from its status)."""
+        state = self.status(request_id)
+        return Request(self, EnqueueResult(request_id, state.segments, 0))
+
+
+class AsyncRequest:
+    """A handle to an enqueued request (asyncio)."""
+
+    def __init__(self, client: AsyncClient, result: EnqueueResult) -> None:
+        self.client = client
+        self.request_id = result.request_id
+        self.segments = result.segments
+        self.sample_rate = result.sample_rate
+
+    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
+        return self.client.frames(self.request_id, timeout_s=timeout_s)
+
+    async def status(self) -> RequestState:
+        return await self.client.status(self.request_id)
+
+    async def cancel(self) -> bool:
+        return await self.client.cancel(self.request_id)
+
+    async def wait(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RequestState:
+        return await self.client.wait(self.request_id, timeout_s=timeout_s)
+
+
+class AsyncClient:
+    """:class:`Client` for asyncio, on a ``redis.asyncio`` client."""
+
+    def __init__(
+        self, redis_client: aredis.Redis, *, keys: Keys | None = None, voices: VoiceResolver | None = None
+    ) -> None:
+        self.redis = redis_client
+        self.keys = keys or Keys()
+        self.voices = voices
+        self.url = client_url(redis_client)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> AsyncClient:
+        return cls(aredis.Redis.from_url(url), **kwargs)
+
+    async def enqueue(
+        self, text: str | list[str], *, tenant: str, voice: str | None = None, **options: Any
+    ) -> AsyncRequest:
+        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
+        return AsyncRequest(self, await run_async(self.redis, op))
+
+    async def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
+        op = listen(self.keys, StreamState(request_id), url=self.url, timeout_s=timeout_s, check_exists=True)
+        async for frame, _ in iterate_async(self.redis, op):
+            yield frame
+
+    async def status(self, request_id: str) -> RequestState:
+        return await run_async(self.redis, status(self.keys, request_id))
+
+    async def cancel(self, request_id: str) -> bool:
+        return await run_async(self.redis, cancel(self.keys, request_id))
+
+    async def wait(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RequestState:
+        return await run_async(self.redis, _wait(self.keys, request_id, self.url, timeout_s))
