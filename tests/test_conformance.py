@@ -3,8 +3,8 @@
 Every case of every file is run against the real functions here, independently of
 bin/make-vectors (which wrote the expected values): segmentation and the producer's
 per-segment values, the enqueue script's lanes on a real redis-server, the payload and
-frame codecs, and a listener built on :class:`gateway.subscriber.StreamState` exactly as
-protocol/vectors/README.md specifies it for other languages. A behaviour change fails
+frame codecs, and the real listening operation (:func:`chorus_client.listen.listen`) driven
+as protocol/vectors/README.md specifies it for other languages. A behaviour change fails
 here; the last test fails when the files are not what ``bin/make-vectors`` produces now.
 """
 
@@ -21,14 +21,16 @@ import pytest
 import redis
 
 from broker.policy import TenantPolicy
-from broker.producer import Producer, _lane_number, min_segments
+from broker.producer import Producer
 from broker.tenants import Tenants
 from chorus_client import protocol as P
 from chorus_client.constants import LANES, EndStatus
+from chorus_client.drive import Command, Emit
+from chorus_client.enqueue import lane_number, min_segments
 from chorus_client.errors import ProtocolError, RequestFailed, TextError
 from chorus_client.keys import Keys
+from chorus_client.listen import StreamState, listen
 from chorus_client.segment import FIRST_BUDGET, FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
-from gateway.subscriber import StreamState
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "protocol" / "vectors"
@@ -86,7 +88,7 @@ def test_segmentation(case: dict[str, Any]) -> None:
         assert row["c"] == max(1, (row["weight_fifths"] + 2) // 5), "the README's integer formula for c"
     n = len(segments)
     for priority in ("interactive", "batch"):
-        assert [LANES[_lane_number(priority, i) - 1] for i in range(n)] == case["lanes"][priority]
+        assert [LANES[lane_number(priority, i) - 1] for i in range(n)] == case["lanes"][priority]
     assert len(case["lanes"]["interactive_no_rt"]) == n  # checked against enqueue.lua below
     assert min_segments(given) == case["min_segments"]
     assert 0 <= case["min_segments"] <= n, "min_segments is a lower bound"
@@ -220,7 +222,8 @@ def _entry(entry: dict[str, Any]) -> tuple[bytes, dict[bytes, bytes]]:
 
 
 def _listen(request_id: str, entries: list[dict[str, Any]], resume_from: str | None) -> dict[str, Any]:
-    """The listener of README.md: replay up to ``resume_from`` in one feed, then one entry per read."""
+    """The listener of README.md: replay up to ``resume_from`` in one feed (as ``Gateway.replay``), then
+    the real :func:`chorus_client.listen.listen` with an XREAD that answers one entry per call."""
     raw = [_entry(e) for e in entries]
     state = StreamState(request_id)
     pos = 0
@@ -228,25 +231,42 @@ def _listen(request_id: str, entries: list[dict[str, Any]], resume_from: str | N
         pos = [e["id"] for e in entries].index(resume_from) + 1
         state.feed(raw[:pos])
         state.last_id = resume_from
-    played: list[P.AudioFrame] = []
+    op = listen(Keys(), state, url="redis://test", timeout_s=3600.0, check_exists=False)
+    played: list[tuple[P.AudioFrame, str]] = []
     result: dict[str, Any] = {"outcome": "end", "error": None}
+    reply: Any = None
+    reads_after_last = 0
     try:
-        while not state.finished:
-            read = raw[pos : pos + 1]
-            pos += len(read)
-            played += state.feed(read)
-            state.check_complete()
-            if not read:
+        while True:
+            step = op.send(reply)
+            reply = None
+            if isinstance(step, Emit):
+                played.append(step.value)
+                continue
+            assert isinstance(step, Command), step
+            if step.args[0] == "EXISTS":  # the lost-request check: it exists
+                reply = 1
+                continue
+            assert step.args[0] == "XREAD" and step.args[-1] == state.last_id, step
+            if pos < len(raw):
+                reply, pos = [[b"audio", raw[pos : pos + 1]]], pos + 1
+            elif reads_after_last:  # a second empty read: the listener would wait on
+                op.close()
                 result["outcome"] = "pending"
                 break
+            else:
+                reads_after_last = 1  # reply None: XREAD BLOCK timed out
+    except StopIteration:
+        pass
     except RequestFailed as exc:
         result = {"outcome": "error", "error": {"code": exc.code, "segment": exc.segment}}
     except ProtocolError as exc:
         result = {"outcome": "protocol_error", "error": {"field": exc.field}}
     return {
         **result,
-        "played": [[f.segment, f.index, f.attempt] for f in played],
-        "pcm": b"".join(f.pcm for f in played).hex(),
+        "played": [[f.segment, f.index, f.attempt] for f, _ in played],
+        "positions": [position for _, position in played],
+        "pcm": b"".join(f.pcm for f, _ in played).hex(),
         "end_status": None if state.end is None else str(state.end.status),
         "next_segment": state.order.segment,
         "last_id": state.last_id,
