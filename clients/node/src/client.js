@@ -1,0 +1,557 @@
+// The chorus client: enqueue text (one atomic script call, then the header frame), listen to a
+// request's audio, cancel it, read its status. Everything it writes and reads is described
+// in docs/PROTOCOL.md; the Lua scripts are the Python reference's, assembled (lua/*.lua).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import Redis from 'ioredis';
+
+import {
+  ChorusError,
+  ConfigError,
+  InvalidRequestError,
+  isConnectionError,
+  isOutage,
+  parseRefusal,
+  ProtocolError,
+  REFUSALS,
+  refusalError,
+  RequestNotFoundError,
+  TextError,
+  translateRedisError,
+  UnknownVoiceError,
+} from './errors.js';
+import { GROUP, Keys, LANES, newRequestId, REQUEST_RE, validateTenant } from './keys.js';
+import {
+  BLOCK_MS,
+  before,
+  DEFAULT_TIMEOUT_S,
+  READ_COUNT,
+  StreamState,
+  streamEntries,
+} from './listen.js';
+import { encodeFrame, encodeSegment, END_STATUS, FRAME_END, FRAME_HEADER } from './protocol.js';
+import { presegmented, segmentText, weightedChars } from './segment.js';
+import { DEFAULT_VOICES, resolveVoice, VOICES } from './voices.js';
+
+/** What a request's `priority` may be (the `rt` lane follows from `interactive`). */
+export const PRIORITIES = Object.freeze(['interactive', 'batch']);
+export const MIN_SPEED = 0.5;
+export const MAX_SPEED = 2.0;
+/** Request metadata nobody finishes lives this long (s); also the longest deadline. */
+export const REQUEST_TTL_S = 24 * 3600;
+/** The audio stream's expiry set with the header frame (s). */
+export const PENDING_AUDIO_TTL_S = 3600;
+/** A cancelled request's audio stays readable this long after the canceller's end frame (s). */
+export const CANCELLED_AUDIO_TTL_S = 300;
+/** Tries of a call that is safe to repeat, after a lost connection or a timeout. */
+export const ENQUEUE_TRIES = 3;
+const RETRY_STEP_MS = 50;
+/** Width of the time buckets of served work (SCHEDULER.bucket_s) and the window of the service rate. */
+const BUCKET_S = 10;
+const WINDOW_S = 60;
+
+/** Request statuses after which nothing changes. */
+export const FINAL_STATUSES = Object.freeze(['done', 'failed', 'cancelled']);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function loadScript(name) {
+  const source = readFileSync(new URL(`../lua/${name}.lua`, import.meta.url), 'utf8');
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/** The assembled scripts (generated from the Python reference; see scripts/sync-lua.mjs). */
+export const SCRIPTS = Object.freeze({ enqueue: loadScript('enqueue'), cancel: loadScript('cancel') });
+
+function laneNumber(priority, seq) {
+  if (priority === 'batch') return LANES.indexOf('batch') + 1;
+  // the first segment of an interactive request is real-time: it decides first audio
+  return LANES.indexOf(seq === 0 ? 'rt' : 'interactive') + 1;
+}
+
+function pyRepr(value) {
+  return typeof value === 'string' ? `'${value}'` : String(value);
+}
+
+/**
+ * Validate and segment a request and build the enqueue script's KEYS and ARGV; nothing touches
+ * Redis. Throws UnknownTenantError, UnknownVoiceError, InvalidRequestError or TextError.
+ *
+ * @param {string|string[]|Uint8Array} text a text to segment, or segments already cut (one model call each)
+ * @param {object} options tenant (required), keys (a Keys), voices / defaultVoices (a voice table),
+ *   voice, priority ('interactive' | 'batch'), speed (0.5 … 2), deadlineS (seconds from the enqueue,
+ *   by the Redis server's clock), requestId (<shard>.<22 url-safe base64 characters>), nowMs
+ */
+export function prepare(text, options = {}) {
+  const {
+    tenant,
+    keys = new Keys(),
+    voices = VOICES,
+    defaultVoices = DEFAULT_VOICES,
+    voice = null,
+    priority = 'interactive',
+    speed = 1.0,
+    deadlineS = null,
+    requestId = null,
+    nowMs = Date.now(),
+  } = options;
+  validateTenant(tenant);
+  const spec = resolveVoice(voices, defaultVoices, voice);
+  if (!PRIORITIES.includes(priority)) {
+    throw new InvalidRequestError('priority', `must be one of ('interactive', 'batch'), got ${pyRepr(priority)}`);
+  }
+  if (typeof speed !== 'number' || !(speed >= MIN_SPEED && speed <= MAX_SPEED)) {
+    throw new InvalidRequestError('speed', `must be within [${MIN_SPEED.toFixed(1)}, ${MAX_SPEED.toFixed(1)}], got ${speed}`);
+  }
+  if (deadlineS != null && !(typeof deadlineS === 'number' && deadlineS > 0 && deadlineS <= REQUEST_TTL_S)) {
+    throw new InvalidRequestError('deadline_s', `must be within (0, ${REQUEST_TTL_S}] seconds, got ${pyRepr(deadlineS)}`);
+  }
+  if (requestId != null) {
+    const m = typeof requestId === 'string' ? REQUEST_RE.exec(requestId) : null;
+    if (!m || m[1] !== keys.shard) {
+      throw new InvalidRequestError(
+        'request_id',
+        `must be ${keys.shard}.<22 url-safe base64 characters> (see newRequestId), got ${pyRepr(requestId)}`,
+      );
+    }
+  }
+  let input = text;
+  if (input instanceof Uint8Array) {
+    try {
+      input = new TextDecoder('utf-8', { fatal: true }).decode(input);
+    } catch {
+      throw new TextError('text is not valid UTF-8');
+    }
+  }
+  const segments = Array.isArray(input) ? presegmented(input) : segmentText(input);
+  const rid = requestId ?? newRequestId(keys.shard);
+  const now = Math.trunc(nowMs);
+  // relative: the script adds it to the Redis server's clock, so the producer's clock does not matter
+  const withinMs = deadlineS ? Math.max(1, Math.trunc(deadlineS * 1000)) : 0;
+  const args = [tenant, rid, spec.name, String(now), String(withinMs), String(REQUEST_TTL_S), GROUP, String(segments.length)];
+  segments.forEach((seg, seq) => {
+    const payload = encodeSegment({
+      requestId: rid,
+      seq,
+      text: seg.text,
+      voice: spec.name,
+      lang: spec.lang,
+      speed,
+      pauseMs: seg.pauseMs,
+      enqueuedMs: now,
+    });
+    args.push(String(laneNumber(priority, seq)), String(weightedChars(seg.text)), payload);
+  });
+  const header = encodeFrame({
+    type: FRAME_HEADER,
+    requestId: rid,
+    segments: segments.length,
+    voice: spec.name,
+    sampleRate: spec.sampleRate,
+    tenant,
+  });
+  return {
+    requestId: rid,
+    keys: keys.enqueueKeys(tenant, keys.request(rid)),
+    args,
+    audioKey: keys.audio(rid),
+    header,
+    segments: segments.length,
+    sampleRate: spec.sampleRate,
+    tenant,
+    texts: segments,
+  };
+}
+
+/** Segments per second served for `tenant`, from HGETALL replies of the last minute's busy buckets. */
+export function tenantRate(buckets, tenant, spanS) {
+  let n = 0;
+  for (const bucket of buckets) {
+    for (const [name, value] of Object.entries(bucket ?? {})) {
+      const parts = rsplit(name, ':', 2);
+      if (parts.length === 3 && LANES.includes(parts[1]) && parts[0] === tenant && parts[2] === 'n') {
+        n += Number.parseInt(value, 10) || 0;
+      }
+    }
+  }
+  return n / Math.max(spanS, 1e-3);
+}
+
+function rsplit(text, sep, max) {
+  const parts = text.split(sep);
+  if (parts.length <= max + 1) return parts;
+  return [parts.slice(0, parts.length - max).join(sep), ...parts.slice(parts.length - max)];
+}
+
+function describe(redis) {
+  const o = redis?.options ?? {};
+  if (o.path) return `unix://${o.path}?db=${o.db ?? 0}`;
+  return `${o.tls ? 'rediss' : 'redis'}://${o.host ?? '?'}:${o.port ?? '?'}/${o.db ?? 0}`;
+}
+
+async function withRetries(call) {
+  for (let attempt = 1; attempt < ENQUEUE_TRIES; attempt += 1) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      await sleep(RETRY_STEP_MS * attempt);
+    }
+  }
+  return call();
+}
+
+export class ChorusClient {
+  /**
+   * @param {import('ioredis').Redis|string|object} [redis] an ioredis client (left open by close()),
+   *   a redis:// URL or ioredis options (the client then owns the connection)
+   * @param {object} [options] prefix ('chorus'), shard ('s0'); voices: a voice table
+   *   ({name: {lang, sampleRate}}, default the built-in VOICES) or 'redis' to read each voice from
+   *   the `<prefix>:voices` hash that workers write; defaultVoices ({lang: name}) for a table
+   */
+  constructor(redis = 'redis://127.0.0.1:6379/0', { prefix, shard, voices = VOICES, defaultVoices = DEFAULT_VOICES } = {}) {
+    if (redis instanceof Redis || redis?.constructor?.name === 'Cluster' || typeof redis?.evalsha === 'function') {
+      this.redis = redis;
+      this._owned = false;
+    } else {
+      this.redis = new Redis(redis);
+      this._owned = true;
+    }
+    this.keys = new Keys(prefix, shard);
+    this.voices = voices;
+    this.defaultVoices = defaultVoices;
+    this.url = describe(this.redis);
+    this._scriptsLoaded = false;
+  }
+
+  /** Close the connection when this client opened it. */
+  async close() {
+    if (this._owned) await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /** SCRIPT LOAD both scripts (done on first use anyway; EVAL stands in after a NOSCRIPT). */
+  async loadScripts() {
+    for (const script of Object.values(SCRIPTS)) {
+      const sha = await this.redis.script('LOAD', script.source);
+      if (sha !== script.sha) throw new ChorusError(`SCRIPT LOAD answered ${sha} for ${script.name}, expected ${script.sha}`);
+    }
+    this._scriptsLoaded = true;
+  }
+
+  async _eval(script, keys, args) {
+    if (!this._scriptsLoaded) {
+      // best effort: in a cluster this loads one node, and EVAL covers the others
+      await this.loadScripts().catch((err) => {
+        if (isConnectionError(err)) throw err;
+      });
+      this._scriptsLoaded = true;
+    }
+    try {
+      return await this.redis.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String(err?.message ?? '').startsWith('NOSCRIPT')) throw err;
+      return this.redis.eval(script.source, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** {@link prepare} with this client's keys and voice table. */
+  prepare(text, options = {}) {
+    if (this.voices === 'redis') {
+      throw new ConfigError("prepare() needs a voice table; with voices: 'redis' use voice(name) and prepare()");
+    }
+    return prepare(text, { keys: this.keys, voices: this.voices, defaultVoices: this.defaultVoices, ...options });
+  }
+
+  /**
+   * A voice as {name, lang, sampleRate}: from the voice table, or with voices 'redis' from the
+   * `<prefix>:voices` hash the workers write (JSON {lang, sample_rate, model, version}).
+   * UnknownVoiceError when there is no such voice.
+   */
+  async voice(name) {
+    if (this.voices !== 'redis') return resolveVoice(this.voices, this.defaultVoices, name);
+    if (!name) throw new InvalidRequestError('voice', 'name a voice (the voices hash lists those the workers serve)');
+    let raw;
+    let known = [];
+    try {
+      raw = await this.redis.hget(this.keys.voices(), name);
+      if (raw === null) known = await this.redis.hkeys(this.keys.voices());
+    } catch (err) {
+      throw translateRedisError(err, this.url);
+    }
+    if (raw === null) throw new UnknownVoiceError(name, known.sort());
+    try {
+      const data = JSON.parse(raw);
+      const sampleRate = Number.parseInt(data.sample_rate, 10);
+      if (typeof data.lang !== 'string' || !Number.isInteger(sampleRate)) throw new Error('lang or sample_rate missing');
+      return { name, lang: data.lang, sampleRate };
+    } catch (err) {
+      throw new ProtocolError(`${this.keys.voices()}[${name}]`, `not a voice description: ${err.message}`);
+    }
+  }
+
+  /**
+   * Enqueue a request and write its audio stream's header; returns {requestId, segments, sampleRate}.
+   * Throws what prepare throws; QueueFullError (with retryAfterS), RequestTooLargeError,
+   * LaneNotAllowedError, UnknownTenantError, DuplicateRequestError or BadArgumentsError when the
+   * script refuses (nothing is written then); RedisUnavailableError and the like for Redis failures
+   * (lost connections and timeouts are retried first: the script is idempotent by request id).
+   */
+  async enqueue(text, options = {}) {
+    let req;
+    if (this.voices === 'redis') {
+      const v = await this.voice(options.voice);
+      const table = { [v.name]: { lang: v.lang, sampleRate: v.sampleRate } };
+      req = prepare(text, { ...options, keys: this.keys, voices: table, defaultVoices: {}, voice: v.name });
+    } else {
+      req = this.prepare(text, options);
+    }
+    try {
+      await withRetries(() => this._eval(SCRIPTS.enqueue, req.keys, req.args));
+    } catch (err) {
+      const refusal = err?.name === 'ReplyError' ? parseRefusal(err.message) : null;
+      if (refusal === null) throw translateRedisError(err, this.url);
+      const rate = REFUSALS[refusal.kind].needsRate ? await this.serviceRate(req.tenant).catch(() => null) : null;
+      throw refusalError(refusal, { tenant: req.tenant, requestId: req.requestId, requested: req.segments, rate });
+    }
+    try {
+      await withRetries(() => this._writeHeader(req));
+    } catch (err) {
+      throw translateRedisError(err, this.url);
+    }
+    return { requestId: req.requestId, segments: req.segments, sampleRate: req.sampleRate };
+  }
+
+  async _writeHeader(req) {
+    // a retry may add a second header: harmless
+    const replies = await this.redis.multi().xadd(req.audioKey, '*', 'f', req.header).expire(req.audioKey, PENDING_AUDIO_TTL_S).exec();
+    for (const [err] of replies ?? []) if (err) throw err;
+  }
+
+  /** Segments per second completed for `tenant` over the last minute (0 when none). */
+  async serviceRate(tenant, keys = this.keys) {
+    const now = Date.now() / 1000;
+    const last = Math.floor(now / BUCKET_S);
+    const first = last - Math.floor(WINDOW_S / BUCKET_S);
+    const pipe = this.redis.pipeline();
+    for (let b = first; b <= last; b += 1) pipe.hgetall(keys.busy(b));
+    const replies = await pipe.exec();
+    return tenantRate(
+      replies.map(([err, value]) => (err ? {} : value)),
+      tenant,
+      now - first * BUCKET_S,
+    );
+  }
+
+  /**
+   * Cancel a request: true when it is now cancelled, false when it had already ended. Its audio
+   * stream then ends with a `cancelled` end frame. RequestNotFoundError for an unknown or expired
+   * request (or a string that is not a request id).
+   */
+  async cancel(requestId) {
+    const keys = this.keys.forRequest(requestId);
+    const requestKey = keys.request(requestId);
+    let res;
+    try {
+      res = Number(await this._eval(SCRIPTS.cancel, [requestKey], []));
+    } catch (err) {
+      throw translateRedisError(err, this.url);
+    }
+    if (res < 0) throw new RequestNotFoundError(requestId);
+    if (res === 0) return false;
+    try {
+      const segments = Number.parseInt((await this.redis.hget(requestKey, 'segments')) ?? '0', 10) || 0;
+      const end = encodeFrame({ type: FRAME_END, segments: Math.max(1, segments), status: END_STATUS.CANCELLED });
+      const audio = keys.audio(requestId);
+      const replies = await this.redis.multi().xadd(audio, '*', 'f', end).expire(audio, CANCELLED_AUDIO_TTL_S).exec();
+      for (const [err] of replies ?? []) if (err) throw err;
+    } catch (err) {
+      throw translateRedisError(err, this.url);
+    }
+    return true;
+  }
+
+  /**
+   * The request's metadata: {requestId, status ('queued'|'running'|'done'|'failed'|'cancelled'),
+   * tenant, voice, segments, done (completed, failed ones included), failed, createdMs, deadlineMs
+   * (null: none), cancelled, finished}.
+   * RequestNotFoundError for an unknown or expired request.
+   */
+  async status(requestId) {
+    const keys = this.keys.forRequest(requestId);
+    let h;
+    try {
+      h = await this.redis.hgetall(keys.request(requestId));
+    } catch (err) {
+      throw translateRedisError(err, this.url);
+    }
+    if (!h || !Object.keys(h).length) throw new RequestNotFoundError(requestId);
+    const int = (v) => (v == null ? 0 : Number.parseInt(v, 10) || 0);
+    return {
+      requestId,
+      status: h.status ?? null,
+      tenant: h.tenant ?? null,
+      voice: h.voice ?? null,
+      segments: int(h.segments),
+      done: int(h.done),
+      failed: int(h.failed),
+      createdMs: int(h.created),
+      deadlineMs: int(h.deadline) || null,
+      cancelled: h.cancelled === '1',
+      /** done, failed or cancelled */
+      finished: FINAL_STATUSES.includes(h.status),
+    };
+  }
+
+  /**
+   * The request's audio frames, in order, exactly once, until its end frame: an AsyncIterable
+   * of {segment, index, last, sampleRate, attempt, pcm, position}. See {@link FrameStream}.
+   * @param {string} requestId
+   * @param {object} [options] fromId, after, timeoutS (60), skipFailed (true), blockMs (1000)
+   */
+  frames(requestId, options = {}) {
+    return new FrameStream(this, requestId, options);
+  }
+}
+
+/**
+ * One listener of one request's audio stream. Iterate it once with `for await`. It reads the
+ * stream on its own connection (a duplicate of the client's: XREAD BLOCK holds a connection),
+ * closed when the iteration ends.
+ *
+ * Errors: RequestNotFoundError (no such request when listening starts), RequestCancelledError,
+ * RequestFailedError (an error frame; with skipFailed, raised after the last segment and listing
+ * every failed segment in `failures`), RequestIncompleteError (the end frame came before every
+ * segment), StreamTimeoutError (no entry for timeoutS), RedisUnavailableError (an outage longer
+ * than timeoutS), ProtocolError (a malformed frame).
+ *
+ * Resuming: every frame carries `position`, the stream entry id after which reading on misses
+ * nothing. `fromId: position` rebuilds the listener's state from the entries up to it and reads on,
+ * as the gateway's Last-Event-ID does; frames that one entry released together share its position,
+ * so add `after: {segment, index}` of the last frame handled for exactly-once delivery.
+ */
+export class FrameStream {
+  constructor(client, requestId, { fromId = null, after = null, timeoutS = DEFAULT_TIMEOUT_S, skipFailed = true, blockMs = BLOCK_MS } = {}) {
+    this.client = client;
+    this.requestId = requestId;
+    this.fromId = fromId;
+    this.after = after;
+    this.timeoutS = timeoutS;
+    this.blockMs = Math.max(1, Math.min(blockMs, Math.ceil(timeoutS * 1000)));
+    this.state = new StreamState(requestId, { skipFailed });
+    this._started = false;
+  }
+
+  /** The header frame, once read: {requestId, segments, voice, sampleRate, tenant}. */
+  get header() {
+    return this.state.header;
+  }
+
+  /** The end frame, once read: {segments, status}. */
+  get end() {
+    return this.state.end;
+  }
+
+  /** Error frames seen so far: [{segment, code, message}]. */
+  get failures() {
+    return this.state.failures;
+  }
+
+  /** The last stream entry id read. */
+  get lastId() {
+    return this.state.lastId;
+  }
+
+  /** Counters of the reorderer: duplicates and superseded frames dropped, frames of failed segments skipped. */
+  get dropped() {
+    const o = this.state.order;
+    return { duplicates: o.duplicates, superseded: o.superseded, skipped: o.skipped };
+  }
+
+  [Symbol.asyncIterator]() {
+    if (this._started) throw new ChorusError('a FrameStream can be iterated once; call frames() again');
+    this._started = true;
+    return this._run();
+  }
+
+  _wanted(frame) {
+    const a = this.after;
+    return !a || before(a.segment, a.index, frame.segment, frame.index);
+  }
+
+  _out(frame, position) {
+    return {
+      segment: frame.segment,
+      index: frame.index,
+      last: frame.last,
+      sampleRate: frame.sampleRate,
+      attempt: frame.attempt,
+      pcm: frame.pcm,
+      position,
+    };
+  }
+
+  async *_run() {
+    const { client, requestId, state } = this;
+    const keys = client.keys.forRequest(requestId);
+    const audio = keys.audio(requestId);
+    const requestKey = keys.request(requestId);
+    const url = client.url;
+    // commands fail at once while disconnected (the outage backoff below decides), no offline queue
+    const options = { lazyConnect: true, enableOfflineQueue: false };
+    const conn = client.redis.isCluster ? client.redis.duplicate([], options) : client.redis.duplicate(options);
+    conn.on('error', () => {}); // reported through the commands; ioredis reconnects by itself
+    try {
+      try {
+        await conn.connect();
+        const [a, r] = await Promise.all([conn.exists(audio), conn.exists(requestKey)]);
+        if (!a && !r) throw new RequestNotFoundError(requestId);
+      } catch (err) {
+        throw translateRedisError(err, url);
+      }
+      if (this.fromId !== null && this.fromId !== undefined) {
+        let entries;
+        try {
+          entries = await conn.xrangeBuffer(audio, '-', String(this.fromId));
+        } catch (err) {
+          throw translateRedisError(err, url);
+        }
+        for (const entry of entries) {
+          // what the replayed entries release was handed out before, except after `after`
+          for (const f of state.feed([entry])) if (this.after && this._wanted(f)) yield this._out(f, state.lastId);
+          if (state.error !== null) break;
+        }
+        state.lastId = String(this.fromId);
+        if (state.error !== null || state.finished) state.checkComplete();
+      }
+      while (!state.finished) {
+        let reply;
+        try {
+          reply = await conn.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', this.blockMs, 'STREAMS', audio, state.lastId);
+        } catch (err) {
+          if (!isOutage(err)) throw translateRedisError(err, url);
+          await sleep(state.outage(err, url, this.timeoutS) * 1000);
+          continue;
+        }
+        state.reconnected();
+        for (const entry of streamEntries(reply)) {
+          for (const f of state.feed([entry])) if (this._wanted(f)) yield this._out(f, state.lastId);
+          if (state.error !== null) break;
+        }
+        state.checkComplete();
+        if (!state.finished && state.lostCheckDue()) {
+          let exists = 1;
+          try {
+            exists = await conn.exists(requestKey);
+          } catch (err) {
+            if (!isOutage(err)) throw translateRedisError(err, url);
+          }
+          if (!exists) throw state.lost();
+        }
+        state.checkTimeout(this.timeoutS);
+      }
+    } finally {
+      conn.disconnect();
+    }
+  }
+}
