@@ -75,8 +75,8 @@ class Request:
         self.segments = result.segments
         self.sample_rate = result.sample_rate
 
-    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[AudioFrame]:
-        return self.client.frames(self.request_id, timeout_s=timeout_s)
+    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False) -> Iterator[AudioFrame]:
+        return self.client.frames(self.request_id, timeout_s=timeout_s, skip_failed=skip_failed)
 
     def status(self) -> RequestState:
         return self.client.status(self.request_id)
@@ -110,9 +110,13 @@ class Client:
         op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
         return Request(self, run_sync(self.redis, op))
 
-    def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[AudioFrame]:
-        """The request's audio frames in order, exactly once, until its end frame."""
-        op = listen(self.keys, StreamState(request_id), url=self.url, timeout_s=timeout_s, check_exists=True)
+    def frames(
+        self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False
+    ) -> Iterator[AudioFrame]:
+        """The request's audio frames in order, exactly once, until its end frame. ``skip_failed``: hear
+        the segments that did not fail, then RequestFailed (see :class:`~chorus_client.listen.StreamState`)."""
+        state = StreamState(request_id, skip_failed=skip_failed)
+        op = listen(self.keys, state, url=self.url, timeout_s=timeout_s, check_exists=True)
         for frame, _ in iterate_sync(self.redis, op):
             yield frame
 
@@ -140,8 +144,8 @@ class AsyncRequest:
         self.segments = result.segments
         self.sample_rate = result.sample_rate
 
-    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
-        return self.client.frames(self.request_id, timeout_s=timeout_s)
+    def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False) -> AsyncIterator[AudioFrame]:
+        return self.client.frames(self.request_id, timeout_s=timeout_s, skip_failed=skip_failed)
 
     async def status(self) -> RequestState:
         return await self.client.status(self.request_id)
@@ -174,8 +178,11 @@ class AsyncClient:
         op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
         return AsyncRequest(self, await run_async(self.redis, op))
 
-    async def frames(self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> AsyncIterator[AudioFrame]:
-        op = listen(self.keys, StreamState(request_id), url=self.url, timeout_s=timeout_s, check_exists=True)
+    async def frames(
+        self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False
+    ) -> AsyncIterator[AudioFrame]:
+        state = StreamState(request_id, skip_failed=skip_failed)
+        op = listen(self.keys, state, url=self.url, timeout_s=timeout_s, check_exists=True)
         async for frame, _ in iterate_async(self.redis, op):
             yield frame
 

@@ -60,8 +60,11 @@ class Reorderer:
         self.index = 0
         self._held: dict[tuple[int, int], AudioFrame] = {}
         self._attempt: dict[int, int] = {}
+        self._failed: set[int] = set()
         self.duplicates = 0
         self.superseded = 0
+        self.skipped = 0
+        """Frames dropped because their segment failed (skip mode)."""
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         key = (frame.segment, frame.index)
@@ -82,15 +85,37 @@ class Reorderer:
             self.duplicates += 1
             return []
         self._held[key] = frame
+        return self._release()
+
+    def skip(self, segment: int) -> list[AudioFrame]:
+        """Segment ``segment`` failed (an error frame names it): drop its frames not handed out yet and
+        continue after it once the segments before it are out; returns the frames now ready."""
+        if segment < self.segment:
+            return []
+        self._failed.add(segment)
+        mine = [k for k in self._held if k[0] == segment]
+        for k in mine:
+            del self._held[k]
+        self.skipped += len(mine)
+        return self._release()
+
+    def _release(self) -> list[AudioFrame]:
         ready: list[AudioFrame] = []
-        while (nxt := self._held.pop((self.segment, self.index), None)) is not None:
+        while True:
+            if self.segment in self._failed:
+                self._failed.discard(self.segment)
+                self._attempt.pop(self.segment, None)
+                self.segment, self.index = self.segment + 1, 0
+                continue
+            nxt = self._held.pop((self.segment, self.index), None)
+            if nxt is None:
+                return ready
             ready.append(nxt)
             if nxt.last:
                 self._attempt.pop(self.segment, None)
                 self.segment, self.index = self.segment + 1, 0
             else:
                 self.index += 1
-        return ready
 
     @property
     def held(self) -> int:
@@ -98,10 +123,19 @@ class Reorderer:
 
 
 class StreamState:
-    """Everything a subscriber knows about one request's stream so far."""
+    """Everything a subscriber knows about one request's stream so far.
 
-    def __init__(self, request_id: str) -> None:
+    ``skip_failed`` False (the default): the first error frame ends the stream, after the frames
+    ready before it (RequestFailed). True: a segment an error frame names is skipped, the listener
+    hears every other segment in order, and RequestFailed (the first failure; ``failures`` holds
+    them all) is raised once the stream has ended. An error frame without a segment always ends it.
+    """
+
+    def __init__(self, request_id: str, *, skip_failed: bool = False) -> None:
         self.request_id = request_id
+        self.skip_failed = skip_failed
+        self.failures: list[ErrorFrame] = []
+        """Every error frame seen, in stream order."""
         self.last_id = "0"
         self.header: HeaderFrame | None = None
         self.end: EndFrame | None = None
@@ -126,6 +160,10 @@ class StreamState:
             elif isinstance(frame, HeaderFrame):
                 self.header = frame
             elif isinstance(frame, ErrorFrame):
+                self.failures.append(frame)
+                if self.skip_failed and frame.segment is not None:
+                    ready.extend(self.order.skip(frame.segment))
+                    continue
                 # deliver what came before the error, then raise (see check_complete)
                 self.error = RequestFailed(self.request_id, frame.code, frame.message, frame.segment)
                 break
@@ -154,6 +192,9 @@ class StreamState:
                 f"end marker after {self.order.segment} of {self.end.segments} segments",
                 self.order.segment,
             )
+        if self.finished and self.failures:  # skip mode: the segments that failed, reported at the end
+            first = self.failures[0]
+            raise RequestFailed(self.request_id, first.code, first.message, first.segment)
 
     def outage(self, exc: Exception, url: str, timeout_s: float) -> float:
         """Redis went away mid-stream: how long to wait before reading on from ``last_id``.
