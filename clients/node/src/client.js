@@ -407,7 +407,7 @@ export class ChorusClient {
    * The request's audio frames, in order, exactly once, until its end frame: an AsyncIterable
    * of {segment, index, last, sampleRate, attempt, pcm, position}. See {@link FrameStream}.
    * @param {string} requestId
-   * @param {object} [options] fromId, after, timeoutS (60), skipFailed (true), blockMs (1000)
+   * @param {object} [options] fromId, after, timeoutS (60), skipFailed (false), blockMs (1000)
    */
   frames(requestId, options = {}) {
     return new FrameStream(this, requestId, options);
@@ -431,7 +431,7 @@ export class ChorusClient {
  * so add `after: {segment, index}` of the last frame handled for exactly-once delivery.
  */
 export class FrameStream {
-  constructor(client, requestId, { fromId = null, after = null, timeoutS = DEFAULT_TIMEOUT_S, skipFailed = true, blockMs = BLOCK_MS } = {}) {
+  constructor(client, requestId, { fromId = null, after = null, timeoutS = DEFAULT_TIMEOUT_S, skipFailed = false, blockMs = BLOCK_MS } = {}) {
     this.client = client;
     this.requestId = requestId;
     this.fromId = fromId;

@@ -322,7 +322,7 @@ export interface FramesOptions {
   after?: { segment: number; index: number } | null;
   /** Give up (StreamTimeoutError) after this long without a stream entry; default 60. */
   timeoutS?: number;
-  /** Skip a failed segment and report it at the end (default true); false: fail at its error frame. */
+  /** Skip a failed segment and report it at the end; false (the default): fail at its error frame. */
   skipFailed?: boolean;
   /** XREAD BLOCK time (ms); default 1000. */
   blockMs?: number;

@@ -6,9 +6,9 @@
 // attempt: frames of the earlier attempt not yet handed out are dropped and the new attempt
 // continues after the last frame handed out, so the listener hears no repeat and no gap.
 //
-// One addition to the Python reference: a failed segment (an error frame with a `seg`) can be
-// skipped instead of ending the stream at once (`skipFailed`, the default): the listener hears
-// every other segment in order, and the failures are reported when the stream ends.
+// A failed segment (an error frame with a `seg`) ends the stream at once by default, as in the
+// Python client; with `skipFailed` (both clients offer it) it is skipped instead: the listener
+// hears every other segment in order, and the failures are reported when the stream ends.
 import {
   ProtocolError,
   RedisUnavailableError,
@@ -148,11 +148,11 @@ export class Reorderer {
 export class StreamState {
   /**
    * @param {string} requestId
-   * @param {{skipFailed?: boolean}} [options] skipFailed (default true): a failed segment is
+   * @param {{skipFailed?: boolean}} [options] skipFailed (default false): a failed segment is
    *   skipped and reported when the stream ends; false: the first error frame ends the stream
-   *   at once, after the frames ready before it (the Python reference's behaviour).
+   *   at once, after the frames ready before it (as the Python client's default).
    */
-  constructor(requestId, { skipFailed = true } = {}) {
+  constructor(requestId, { skipFailed = false } = {}) {
     this.requestId = requestId;
     this.skipFailed = skipFailed;
     /** The last stream entry id read: reading on from here misses nothing. */

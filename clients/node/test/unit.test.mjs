@@ -194,7 +194,7 @@ describe('listener', () => {
   });
 
   test('a failed segment is skipped and reported at the end', () => {
-    const s = new StreamState(RID);
+    const s = new StreamState(RID, { skipFailed: true });
     const played = s.feed([
       entry(audio(0, 0, false)),
       entry(audio(2, 0, true)),
