@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from broker.producer import MAX_SPEED, MIN_SPEED, PRIORITIES
+from chorus_client.listen import parse_position
 from gateway.encode import FORMATS, supported_rates
-from shared.errors import ChorusError, QueueFull, RedisAuthError, RedisUnavailable, error_kind
+from shared.errors import ChorusError, ProtocolError, QueueFull, RedisAuthError, RedisUnavailable, error_kind
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -41,7 +41,6 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """Largest request body (bytes). 64 KB of text is at most ~400 KB of JSON even fully escaped."""
 MAX_JSON_DEPTH = 32
 MAX_DEADLINE_S = 24 * 3600.0
-_POSITION_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 class HttpError(Exception):
@@ -203,7 +202,10 @@ class SpeechParams:
 
 
 def stream_position(value: str) -> str:
-    """A Last-Event-ID (an audio stream position ``<ms>-<seq>``); 400 for anything else."""
-    if not _POSITION_RE.fullmatch(value) or any(int(part) >= 2**64 for part in value.split("-")):
-        raise _invalid("Last-Event-ID must be an event id this server sent (<ms>-<seq>)")
+    """A Last-Event-ID (an audio stream position ``<ms>-<seq>`` or ``<ms>-<seq>/<k>``, see
+    :func:`chorus_client.listen.position_of`); 400 for anything else."""
+    try:
+        parse_position(value)
+    except ProtocolError:
+        raise _invalid("Last-Event-ID must be an event id this server sent (<ms>-<seq> or <ms>-<seq>/<k>)") from None
     return value

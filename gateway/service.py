@@ -23,7 +23,9 @@ import redis.asyncio as aredis
 from broker.cancel import async_cancel
 from broker.producer import AsyncProducer
 from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
+from chorus_client.drive import run_async
 from chorus_client.keys import Keys
+from chorus_client.listen import resume_op
 from chorus_client.protocol import AudioFrame
 from gateway.auth import Authenticator
 from gateway.http import DEFAULT_MAX_BODY_BYTES, HttpError, SpeechParams, http_error
@@ -180,12 +182,9 @@ class Gateway:
             yield frame, position
 
     async def replay(self, keys: Keys, request_id: str, until: str) -> StreamState:
-        """A stream state as it was after entry ``until`` (for Last-Event-ID)."""
-        state = StreamState(request_id)
-        entries: Any = await self.stream_r.xrange(keys.audio(request_id), "-", until)
-        state.feed(entries)
-        state.last_id = until
-        return state
+        """A stream state as it was after position ``until`` (a Last-Event-ID): frames sent before are
+        not sent again, frames of that entry's release not sent yet are sent first."""
+        return await run_async(self.stream_r, resume_op(keys, request_id, until))
 
     # -- operations --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from chorus_client.drive import Command, Emit
 from chorus_client.enqueue import lane_number, min_segments
 from chorus_client.errors import ProtocolError, RequestFailed, TextError
 from chorus_client.keys import Keys
-from chorus_client.listen import StreamState, listen
+from chorus_client.listen import StreamState, listen, parse_position, resume
 from chorus_client.segment import FIRST_BUDGET, FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,9 +228,8 @@ def _listen(request_id: str, entries: list[dict[str, Any]], resume_from: str | N
     state = StreamState(request_id)
     pos = 0
     if resume_from is not None:
-        pos = [e["id"] for e in entries].index(resume_from) + 1
-        state.feed(raw[:pos])
-        state.last_id = resume_from
+        pos = [e["id"] for e in entries].index(parse_position(resume_from)[0]) + 1
+        state = resume(request_id, raw[:pos], resume_from)
     op = listen(Keys(), state, url="redis://test", timeout_s=3600.0, check_exists=False)
     played: list[tuple[P.AudioFrame, str]] = []
     result: dict[str, Any] = {"outcome": "end", "error": None}

@@ -180,3 +180,14 @@ def test_a_fresh_virtualenv_gets_the_client_and_nothing_else(stack: str, tmp_pat
     assert run.returncode == 0, run.stdout + run.stderr
     _rid, n, status = run.stdout.split()
     assert int(n) > 0 and status == "done"
+
+
+def test_resume_after_a_position_hears_the_rest_exactly_once(stack: str) -> None:
+    client = Client.from_url(stack)
+    req = client.enqueue("你好，世界！今天天气很好。我们走吧。", tenant="acme", voice="jm_kumo")
+    everything = list(client.positions(req.request_id, timeout_s=20))
+    cut = len(everything) // 2
+    resumed = list(client.positions(req.request_id, after=everything[cut - 1][1], timeout_s=20))
+    whole = [(f.segment, f.index) for f, _ in everything]
+    assert [(f.segment, f.index) for f, _ in everything[:cut] + resumed] == whole
+    assert [p for _, p in resumed] == [p for _, p in everything[cut:]], "the same positions again"

@@ -26,6 +26,8 @@ import {
   BLOCK_MS,
   before,
   DEFAULT_TIMEOUT_S,
+  parsePosition,
+  positionOf,
   READ_COUNT,
   StreamState,
   streamEntries,
@@ -425,10 +427,11 @@ export class ChorusClient {
  * segment), StreamTimeoutError (no entry for timeoutS), RedisUnavailableError (an outage longer
  * than timeoutS), ProtocolError (a malformed frame).
  *
- * Resuming: every frame carries `position`, the stream entry id after which reading on misses
- * nothing. `fromId: position` rebuilds the listener's state from the entries up to it and reads on,
- * as the gateway's Last-Event-ID does; frames that one entry released together share its position,
- * so add `after: {segment, index}` of the last frame handled for exactly-once delivery.
+ * Resuming: every frame carries `position` (the stream entry id, with `/<k>` when that entry
+ * released several frames and only `k` of them are handed out). `fromId: position` rebuilds the
+ * listener's state from the entries up to it and reads on with no frame twice or missing, as the
+ * gateway's Last-Event-ID does. (`after: {segment, index}` also hands out again, from the replayed
+ * part, every frame after that one.)
  */
 export class FrameStream {
   constructor(client, requestId, { fromId = null, after = null, timeoutS = DEFAULT_TIMEOUT_S, skipFailed = false, blockMs = BLOCK_MS } = {}) {
@@ -510,18 +513,25 @@ export class FrameStream {
         throw translateRedisError(err, url);
       }
       if (this.fromId !== null && this.fromId !== undefined) {
+        const [entryId, handed] = parsePosition(this.fromId);
         let entries;
         try {
-          entries = await conn.xrangeBuffer(audio, '-', String(this.fromId));
+          entries = await conn.xrangeBuffer(audio, '-', entryId);
         } catch (err) {
           throw translateRedisError(err, url);
         }
-        for (const entry of entries) {
-          // what the replayed entries release was handed out before, except after `after`
-          for (const f of state.feed([entry])) if (this.after && this._wanted(f)) yield this._out(f, state.lastId);
+        for (const [n, entry] of entries.entries()) {
+          // what the replayed entries release was handed out before (except after `after`); of the
+          // position's own entry, the frames after the first `handed` were not
+          const released = state.feed([entry]);
+          const own = n === entries.length - 1 && String(entry[0]) === entryId && handed !== null;
+          for (const [i, f] of released.entries()) {
+            const pos = positionOf(state.lastId, i, released.length);
+            if ((own && i >= handed) || (this.after && this._wanted(f))) yield this._out(f, pos);
+          }
           if (state.error !== null) break;
         }
-        state.lastId = String(this.fromId);
+        state.lastId = entryId;
         if (state.error !== null || state.finished) state.checkComplete();
       }
       while (!state.finished) {
@@ -535,7 +545,10 @@ export class FrameStream {
         }
         state.reconnected();
         for (const entry of streamEntries(reply)) {
-          for (const f of state.feed([entry])) if (this._wanted(f)) yield this._out(f, state.lastId);
+          const released = state.feed([entry]);
+          for (const [i, f] of released.entries()) {
+            if (this._wanted(f)) yield this._out(f, positionOf(state.lastId, i, released.length));
+          }
           if (state.error !== null) break;
         }
         state.checkComplete();

@@ -300,6 +300,10 @@ export class StreamState {
   checkTimeout(timeoutS: number): void;
 }
 export function streamEntries(reply: unknown): StreamEntry[];
+/** Position of the i-th (0-based) of `released` frames entry `entryId` released: the id for the last, else `<id>/<i + 1>`. */
+export function positionOf(entryId: string, i: number, released: number): string;
+/** `<ms>-<seq>` or `<ms>-<seq>/<k>` -> [entry id, k or null]; throws ProtocolError otherwise. */
+export function parsePosition(position: string): [string, number | null];
 
 /** An audio frame as a listener gets it. */
 export interface AudioFrame {

@@ -45,7 +45,7 @@ export {
   UnknownVoiceError,
 } from './errors.js';
 export { DEFAULT_PREFIX, DEFAULT_SHARD, GROUP, Keys, LANES, newRequestId, shardOf, validateTenant } from './keys.js';
-export { backoff, DEFAULT_TIMEOUT_S, Reorderer, StreamState, streamEntries } from './listen.js';
+export { backoff, DEFAULT_TIMEOUT_S, parsePosition, positionOf, Reorderer, StreamState, streamEntries } from './listen.js';
 export {
   decodeFrame,
   decodeSegment,

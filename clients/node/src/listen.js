@@ -288,6 +288,23 @@ function fieldOf(fields, name) {
 }
 
 /** The entries of one stream from an XREAD reply ([[key, [[id, fields], …]]] or null). */
+/**
+ * The position of the `i`-th (0-based) of `released` frames that entry `entryId` released: the
+ * entry id for the last of them, else `<entry id>/<i + 1>` (how many of that release were handed out).
+ */
+export function positionOf(entryId, i, released) {
+  return i === released - 1 ? String(entryId) : `${entryId}/${i + 1}`;
+}
+
+/** `<ms>-<seq>` or `<ms>-<seq>/<k>` -> [entry id, k or null]; ProtocolError for anything else. */
+export function parsePosition(position) {
+  const m = /^(\d{1,20}-\d{1,20})(?:\/(\d{1,6}))?$/.exec(String(position));
+  if (!m || m[2] === '0' || m[1].split('-').some((p) => BigInt(p) >= 2n ** 64n)) {
+    throw new ProtocolError('position', `${JSON.stringify(position)} is not a stream position (<ms>-<seq> or <ms>-<seq>/<k>)`);
+  }
+  return [m[1], m[2] === undefined ? null : Number(m[2])];
+}
+
 export function streamEntries(reply) {
   if (!reply || !reply.length) return [];
   return reply[0][1];

@@ -33,6 +33,8 @@ import {
   TextError,
   weightedChars,
   weightFifths,
+  parsePosition,
+  positionOf,
 } from '../src/index.js';
 import { VECTORS } from './helpers.mjs';
 
@@ -249,24 +251,31 @@ function listen(c, rid, skipFailed) {
   let error = null;
   try {
     let i = 0;
+    const play = (f, position) => {
+      played.push([f.segment, f.index, f.attempt]);
+      positions.push(position);
+      pcm.push(f.pcm);
+    };
     if (c.resume_from !== null) {
-      const upTo = entries.findIndex(([id]) => id === c.resume_from);
+      const [entryId, handed] = parsePosition(c.resume_from);
+      const upTo = entries.findIndex(([id]) => id === entryId);
       assert.ok(upTo >= 0);
       for (; i <= upTo; i += 1) {
-        state.feed([entries[i]]);
+        const released = state.feed([entries[i]]);
+        if (i === upTo && handed !== null) {
+          released.forEach((f, j) => j >= handed && play(f, positionOf(entryId, j, released.length)));
+        }
         if (state.error !== null) break;
       }
       i = upTo + 1;
-      state.lastId = c.resume_from;
+      state.lastId = entryId;
+      if (state.error !== null || state.finished) state.checkComplete();
     }
     let emptyReads = 0;
     while (!state.finished) {
       if (i < entries.length) {
-        for (const f of state.feed([entries[i]])) {
-          played.push([f.segment, f.index, f.attempt]);
-          positions.push(state.lastId);
-          pcm.push(f.pcm);
-        }
+        const released = state.feed([entries[i]]);
+        released.forEach((f, j) => play(f, positionOf(state.lastId, j, released.length)));
         i += 1;
       } else if (emptyReads === 0) {
         emptyReads = 1;

@@ -30,7 +30,7 @@ from chorus_client.drive import Op, iterate_async, iterate_sync, quiet, run_asyn
 from chorus_client.enqueue import EnqueueResult, PreparedRequest, Voice, enqueue, lookup_voice, prepare
 from chorus_client.errors import InvalidRequest
 from chorus_client.keys import Keys
-from chorus_client.listen import DEFAULT_TIMEOUT_S, StreamState, listen
+from chorus_client.listen import DEFAULT_TIMEOUT_S, StreamState, listen, resume_op
 from chorus_client.outage import client_url
 from chorus_client.protocol import AudioFrame
 
@@ -58,6 +58,17 @@ def _submit(
 ) -> Op[EnqueueResult]:  # fmt: skip
     req = yield from _prepare_op(keys, voices, text, tenant, voice, options)
     return (yield from enqueue(req, keys, url=url))
+
+
+def _listen_from(
+    keys: Keys, request_id: str, url: str, timeout_s: float, skip_failed: bool, after: str | None
+) -> Op[None]:
+    """Listen from the start, or resume after position ``after`` (a position this listener handed out)."""
+    if after is None:
+        state = StreamState(request_id, skip_failed=skip_failed)
+    else:
+        state = yield from resume_op(keys, request_id, after, skip_failed=skip_failed)
+    yield from listen(keys, state, url=url, timeout_s=timeout_s, check_exists=after is None)
 
 
 def _wait(keys: Keys, request_id: str, url: str, timeout_s: float) -> Op[RequestState]:
@@ -115,10 +126,21 @@ class Client:
     ) -> Iterator[AudioFrame]:
         """The request's audio frames in order, exactly once, until its end frame. ``skip_failed``: hear
         the segments that did not fail, then RequestFailed (see :class:`~chorus_client.listen.StreamState`)."""
-        state = StreamState(request_id, skip_failed=skip_failed)
-        op = listen(self.keys, state, url=self.url, timeout_s=timeout_s, check_exists=True)
-        for frame, _ in iterate_sync(self.redis, op):
+        for frame, _ in self.positions(request_id, timeout_s=timeout_s, skip_failed=skip_failed):
             yield frame
+
+    def positions(
+        self,
+        request_id: str,
+        *,
+        after: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        skip_failed: bool = False,
+    ) -> Iterator[tuple[AudioFrame, str]]:
+        """As :meth:`frames`, each frame with its position; ``after`` a position handed out before
+        resumes there with no frame twice or missing (a reconnect)."""
+        op = _listen_from(self.keys, request_id, self.url, timeout_s, skip_failed, after)
+        yield from iterate_sync(self.redis, op)
 
     def status(self, request_id: str) -> RequestState:
         return run_sync(self.redis, status(self.keys, request_id))
@@ -181,10 +203,20 @@ class AsyncClient:
     async def frames(
         self, request_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False
     ) -> AsyncIterator[AudioFrame]:
-        state = StreamState(request_id, skip_failed=skip_failed)
-        op = listen(self.keys, state, url=self.url, timeout_s=timeout_s, check_exists=True)
-        async for frame, _ in iterate_async(self.redis, op):
+        async for frame, _ in self.positions(request_id, timeout_s=timeout_s, skip_failed=skip_failed):
             yield frame
+
+    async def positions(
+        self,
+        request_id: str,
+        *,
+        after: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        skip_failed: bool = False,
+    ) -> AsyncIterator[tuple[AudioFrame, str]]:
+        op = _listen_from(self.keys, request_id, self.url, timeout_s, skip_failed, after)
+        async for item in iterate_async(self.redis, op):
+            yield item
 
     async def status(self, request_id: str) -> RequestState:
         return await run_async(self.redis, status(self.keys, request_id))

@@ -17,6 +17,7 @@ and asyncio subscribers run it with their driver.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -36,7 +37,17 @@ from chorus_client.keys import Keys
 from chorus_client.outage import is_outage, translate
 from chorus_client.protocol import AudioFrame, EndFrame, ErrorFrame, HeaderFrame, decode_frame
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Reorderer", "StreamState", "listen", "stream_entries"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "Reorderer",
+    "StreamState",
+    "listen",
+    "parse_position",
+    "position_of",
+    "resume",
+    "resume_op",
+    "stream_entries",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 60.0
@@ -136,6 +147,8 @@ class StreamState:
         self.skip_failed = skip_failed
         self.failures: list[ErrorFrame] = []
         """Every error frame seen, in stream order."""
+        self.redeliver: list[tuple[AudioFrame, str]] = []
+        """Frames (with positions) to hand out before reading on: set by :func:`resume`."""
         self.last_id = "0"
         self.header: HeaderFrame | None = None
         self.end: EndFrame | None = None
@@ -250,12 +263,55 @@ def stream_entries(resp: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     return entries
 
 
+_POSITION_RE = re.compile(r"(\d{1,20}-\d{1,20})(?:/(\d{1,6}))?")
+
+
+def position_of(entry_id: str, i: int, released: int) -> str:
+    """The position of the ``i``-th (0-based) of ``released`` frames that entry ``entry_id`` released:
+    the entry id for the last of them, else ``<entry id>/<i + 1>`` (frames of that release handed out)."""
+    return entry_id if i == released - 1 else f"{entry_id}/{i + 1}"
+
+
+def parse_position(position: str) -> tuple[str, int | None]:
+    """``<ms>-<seq>`` or ``<ms>-<seq>/<k>`` -> (entry id, k or None); ProtocolError for anything else."""
+    m = _POSITION_RE.fullmatch(position) if isinstance(position, str) else None
+    if m is None or any(int(part) >= 2**64 for part in m.group(1).split("-")) or m.group(2) == "0":
+        raise ProtocolError("position", f"{position!r} is not a stream position (<ms>-<seq> or <ms>-<seq>/<k>)")
+    return m.group(1), int(m.group(2)) if m.group(2) else None
+
+
+def resume(
+    request_id: str, entries: list[tuple[bytes, dict[bytes, bytes]]], position: str, *, skip_failed: bool = False
+) -> StreamState:
+    """The listener's state after ``position``, rebuilt from the audio stream's entries up to its entry
+    (XRANGE ``-`` to it): frames handed out before are not handed out again, and frames the position's
+    entry released after the ``k`` already handed out are handed out first (:func:`listen` does)."""
+    entry_id, handed = parse_position(position)
+    state = StreamState(request_id, skip_failed=skip_failed)
+    for n, entry in enumerate(entries):
+        released = state.feed([entry])
+        if n == len(entries) - 1 and entry[0].decode() == entry_id and handed is not None:
+            state.redeliver = [(f, position_of(entry_id, i, len(released))) for i, f in enumerate(released)][handed:]
+        if state.error is not None:
+            break
+    state.last_id = entry_id
+    return state
+
+
+def resume_op(keys: Keys, request_id: str, position: str, *, skip_failed: bool = False) -> Op[StreamState]:
+    """:func:`resume` with the entries read from Redis."""
+    entry_id, _ = parse_position(position)
+    entries = yield Command(("XRANGE", keys.for_request(request_id).audio(request_id), "-", entry_id))
+    return resume(request_id, list(entries or []), position, skip_failed=skip_failed)
+
+
 def listen(
     keys: Keys, state: StreamState, *, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, check_exists: bool = True
 ) -> Op[None]:
     """Emit ``(frame, position)`` for each audio frame of ``state``'s request in order, from ``state``
-    on (a fresh one, or one replayed to a position); ``position`` is the stream entry id after which
-    reading resumes with no frame twice or missing. ``url`` names the server in errors.
+    on (a fresh one, or one :func:`resume` rebuilt); after ``position`` (:func:`position_of`: the
+    stream entry id, with ``/<k>`` when the entry released several frames and only ``k`` of them are
+    handed out) reading resumes with no frame twice or missing. ``url`` names the server in errors.
 
     Raises RequestNotFound (``check_exists`` and neither the request nor its stream exist),
     RequestFailed, RequestCancelled, StreamTimeout, RedisUnavailable (an outage longer than the
@@ -269,6 +325,11 @@ def listen(
             raise RedisUnavailable(url, str(exc)) from exc
         if not found:
             raise RequestNotFound(state.request_id)
+    redeliver, state.redeliver = state.redeliver, []
+    for item in redeliver:
+        yield Emit(item)
+    if state.error is not None or state.finished:
+        state.check_complete()
     while not state.finished:
         try:
             resp = yield Command(("XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS, "STREAMS", audio, state.last_id))
@@ -279,8 +340,9 @@ def listen(
             continue
         state.reconnected()
         for entry in stream_entries(resp):
-            for frame in state.feed([entry]):
-                yield Emit((frame, state.last_id))
+            released = state.feed([entry])
+            for i, frame in enumerate(released):
+                yield Emit((frame, position_of(state.last_id, i, len(released))))
             if state.error is not None:
                 break
         state.check_complete()
