@@ -34,7 +34,7 @@ def heartbeat_script(client: redis.Redis) -> Script:
     """``lua/heartbeat.lua``, registered: ``keys=[Keys.workers()]``, ``args=[worker id, liveness window ms]``.
 
     It records the beat by the server's clock and returns the count of workers that beat within
-    the window. Run it in a pipeline (``client=pipe``) with the worker's other heartbeat writes.
+    the window.
     """
     return client.register_script(script_source(HEARTBEAT))
 

@@ -55,10 +55,19 @@ class RedisSettings:
     """Timeout of one non-blocking command; a down server fails fast rather than hangs."""
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     """Timeout of opening a connection."""
+    cluster: bool | None = None
+    """Redis Cluster or one server: None asks the server (``INFO cluster``) when a client is built;
+    ``redis+cluster://`` / ``rediss+cluster://`` or ``?cluster=yes|no`` in the URL say it outright."""
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.fullmatch(self.prefix):
             raise ConfigError(f"key prefix {self.prefix!r} must match {_PREFIX_RE.pattern}")
+        dsn, cluster = _split_cluster(self.dsn)
+        if cluster is not None:
+            if self.cluster is not None and self.cluster != cluster:
+                raise ConfigError(f"the URL {mask_url(dsn)} says cluster={cluster}, the settings {self.cluster}")
+            object.__setattr__(self, "dsn", dsn)
+            object.__setattr__(self, "cluster", cluster)
         self.options()  # validate now, not at the first command
 
     def options(self) -> dict[str, Any]:
@@ -103,7 +112,8 @@ class RedisSettings:
 
     @classmethod
     def from_dsn(cls, dsn: str, *, prefix: str = DEFAULT_PREFIX) -> RedisSettings:
-        """Settings for ``redis://[user:password@]host[:port][/db][?option=value…]``, ``rediss://`` or ``unix://``."""
+        """Settings for ``redis://[user:password@]host[:port][/db][?option=value…]``, ``rediss://``,
+        ``unix://``, or ``redis+cluster://`` / ``rediss+cluster://`` (any one node of a Redis Cluster)."""
         return cls(dsn=dsn, prefix=prefix)
 
     @classmethod
@@ -121,6 +131,29 @@ class RedisSettings:
     def safe_url(self) -> str:
         """The URL with the password masked and the query dropped, for logs and messages."""
         return mask_url(self.dsn)
+
+
+def _split_cluster(dsn: str) -> tuple[str, bool | None]:
+    """The URL as redis-py reads it, and what it says about cluster mode (None: nothing)."""
+    parts = urlsplit(dsn) if "://" in dsn else None
+    if parts is None:
+        return dsn, None
+    scheme, cluster = parts.scheme.lower(), None
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        scheme, cluster = scheme.split("+", 1)[0], True
+    query = [q for q in parts.query.split("&") if q]
+    flags = [q.split("=", 1)[1].lower() if "=" in q else "" for q in query if q.split("=", 1)[0] == "cluster"]
+    if flags:
+        if flags[-1] not in ("yes", "no", "true", "false", "1", "0"):
+            raise ConfigError(f"?cluster= takes yes or no, got {flags[-1]!r}")
+        said = flags[-1] in ("yes", "true", "1")
+        if cluster is not None and cluster != said:
+            raise ConfigError("the URL's scheme and its ?cluster= disagree")
+        cluster = said
+    query = [q for q in query if q.split("=", 1)[0] != "cluster"]
+    rest = dsn.split("://", 1)[1]
+    base = rest.split("?", 1)[0]
+    return f"{scheme}://{base}" + (f"?{'&'.join(query)}" if query else ""), cluster
 
 
 def mask_url(url: str) -> str:

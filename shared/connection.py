@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from chorus_client.outage import SERVER_STATE_CODES, as_str, client_url, is_outage, server_state, translate
@@ -22,6 +24,7 @@ __all__ = [
     "check_eviction",
     "client_url",
     "eviction_policy",
+    "is_cluster",
     "is_outage",
     "server_state",
     "sync_client",
@@ -40,9 +43,34 @@ def _defaults(settings: RedisSettings) -> dict[str, Any]:
     }
 
 
+def is_cluster(settings: RedisSettings) -> bool:
+    """Whether the settings' server is a Redis Cluster node: as the settings say, else by asking it
+    (``INFO cluster``); a server that cannot be reached now counts as one server (its first command
+    then reports the outage)."""
+    if settings.cluster is not None:
+        return settings.cluster
+    probe = redis.Redis.from_url(settings.url(), **_defaults(settings))
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.RedisError:
+        return False
+    finally:
+        probe.close()
+
+
 def sync_client(settings: RedisSettings) -> redis.Redis:
-    """A client from the settings' URL (options in the URL win over chorus's defaults)."""
+    """A client from the settings' URL (options in the URL win over chorus's defaults). On a Redis
+    Cluster, a ``redis.cluster.RedisCluster`` that routes each command to its slot's master (it has
+    the commands chorus uses; typed as ``redis.Redis`` so every component takes either)."""
+    if is_cluster(settings):
+        return cast(redis.Redis, RedisCluster.from_url(settings.url(), **_cluster_defaults(settings)))
     return redis.Redis.from_url(settings.url(), **_defaults(settings))
+
+
+def _cluster_defaults(settings: RedisSettings) -> dict[str, Any]:
+    # the cluster client follows MOVED/ASK and re-reads the topology itself; chorus's own retries
+    # (backoff on outages, idempotent enqueue) stay in charge of everything else
+    return {"socket_timeout": settings.socket_timeout_s, "socket_connect_timeout": settings.connect_timeout_s}
 
 
 def async_client(
@@ -50,6 +78,11 @@ def async_client(
 ) -> aredis.Redis:
     """An asyncio client; with ``max_connections`` its pool is bounded and a caller waits up to
     ``pool_timeout_s`` for a free connection (then ``redis.ConnectionError``), never opening more."""
+    if is_cluster(settings):
+        options = _cluster_defaults(settings)
+        if max_connections is not None:
+            options["max_connections"] = max_connections
+        return cast(aredis.Redis, AsyncRedisCluster.from_url(settings.url(), **options))
     kwargs = _defaults(settings)
     kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
     if max_connections is None:

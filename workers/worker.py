@@ -270,17 +270,18 @@ class Worker:
             "model_errors": self.model_errors,
             "model_failures": self.model_failures,
         }
-        pipe = self._r.pipeline(transaction=False)
-        # the beat and the liveness window are by the server's clock, not this machine's
+        # the beat and the liveness window are by the server's clock, not this machine's; the script
+        # runs on its own (Redis Cluster clients refuse scripts in a pipeline)
         window_ms = int(WORKER_LIVE_S * 1000)
-        self.claimer.heartbeat_script(keys=[self.keys.workers()], client=pipe, args=[self.config.name, window_ms])
+        live = self.claimer.heartbeat_script(keys=[self.keys.workers()], args=[self.config.name, window_ms])
+        pipe = self._r.pipeline(transaction=False)
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
         pipe.hgetall(self.keys.models_active())
         voices = self.engine.voice_info(self._catalog)
         republish = voices != self._voices_published or now - self._voices_at > VOICES_REFRESH_S
         if republish and voices:  # what clients read to enqueue (a FLUSHALL loses it: written again)
             pipe.hset(self.keys.voices(), mapping=voices)  # type: ignore[arg-type]
-        live, _, active, *_ = pipe.execute()
+        _, active, *_ = pipe.execute()
         if republish:
             self._voices_published, self._voices_at = voices, now
         self.live_workers = max(1, int(live))

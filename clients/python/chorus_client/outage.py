@@ -22,7 +22,14 @@ __all__ = ["SERVER_STATE_CODES", "as_str", "client_url", "is_outage", "server_st
 
 
 def client_url(client: redis.Redis | aredis.Redis) -> str:
-    """Where a client points, for messages: never includes the password."""
+    """Where a client points, for messages: never includes the password. A Redis Cluster client
+    (``redis.cluster.RedisCluster`` or its asyncio twin) is named by ``redis+cluster://`` and the node
+    it started from."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client: no single pool
+        node = getattr(client, "get_default_node", lambda: None)()
+        where = f"{node.host}:{node.port}" if node is not None else "?"
+        return f"redis+cluster://{where}"
     kw = client.connection_pool.connection_kwargs
     if kw.get("path"):
         return f"unix://{kw['path']}?db={kw.get('db', 0)}"
