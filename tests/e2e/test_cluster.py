@@ -8,9 +8,11 @@ the masters by their own ``{r:<id>}`` tags, and a worker rides out a master's ki
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from functools import partial
 
@@ -20,6 +22,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from broker.producer import Producer
+from chorus.launch import start_gateway
 from chorus.testing import paced_config, paced_engine, start_worker, stop_processes, wait_for_workers
 from chorus_client import AsyncClient, Client, RequestStatus
 from chorus_client.errors import RequestCancelled
@@ -119,3 +122,26 @@ def test_a_worker_rides_out_a_master_kill(cluster: EmbeddedCluster, stack: redis
     frames = list(Subscriber(r).frames(res.request_id, timeout_s=30))
     assert {f.segment for f in frames} == set(range(res.segments))
     cluster.restart(old)
+
+
+def test_the_gateway_serves_from_a_node_url(cluster: EmbeddedCluster, stack: redis.Redis) -> None:
+    gateway = start_gateway(cluster.url, "--no-auth", workers=1, deadline_s=60)
+    try:
+        body = json.dumps({"model": "tts-1", "voice": "jm_kumo", "input": "你好，世界！", "response_format": "pcm"})
+        speech = urllib.request.Request(
+            f"{gateway.base}/v1/audio/speech", data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(speech, timeout=30) as resp:
+            assert resp.status == 200 and len(resp.read()) > 0
+        native = urllib.request.Request(
+            f"{gateway.base}/v1/requests",
+            data=json.dumps({"input": "你好。", "voice": "jm_kumo"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(native, timeout=30) as resp:
+            rid = json.loads(resp.read())["id"]
+        with urllib.request.urlopen(f"{gateway.base}/v1/requests/{rid}/events", timeout=30) as resp:
+            events = resp.read().decode()
+        assert "event: audio" in events and "event: end" in events
+    finally:
+        gateway.stop()
