@@ -144,6 +144,10 @@ class Worker:
         self._refused: set[tuple[str, str]] = set()
         self._loading: threading.Thread | None = None
         self._ready: tuple[str, str, SynthesisBackend | None, list[str], str] | None = None
+        self._owned: tuple[str, int] | None = None
+        """(request id, seq) of the segment the entry being served owns, once admitted."""
+        self._settled_entry = False
+        """Whether the entry being served has been completed."""
         self._catalog = load_catalog()
         self._voices_published: dict[str, str] = {}
         self._voices_at = 0.0
@@ -343,6 +347,7 @@ class Worker:
         dead-lettered with its reason (and an error frame when it owns a segment of a request).
         Only Redis errors propagate (the entry stays leased and is reclaimed)."""
         self._t0 = time.perf_counter()
+        self._owned, self._settled_entry = None, False
         try:
             self._serve(item)
         except redis.RedisError:
@@ -350,7 +355,13 @@ class Worker:
         except Exception as exc:  # one entry must never take the worker down
             log.exception("entry %s %s failed unexpectedly", item.stream, item.entry_id)
             self.errors += 1
-            self._reject(item, "internal_error", f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._settled_entry:
+                return  # completed before the failure: nothing is left to settle
+            if self._owned is not None:  # it owns a segment: fail that segment, so the request still ends
+                self._error(item, self._owned[0], "internal_error", reason, self._owned[1])
+            else:
+                self._reject(item, "internal_error", reason)
 
     def _own_shard(self, request_id: str) -> bool:
         try:
@@ -387,6 +398,7 @@ class Worker:
             code, reason = REJECTIONS.get(verdict, ("rejected", verdict))
             self._reject(item, code, f"{reason} (request {rid}, seq {job.seq}, {segments} segments)")
             return
+        self._owned = (rid, job.seq)
         if item.exhausted:
             reason = f"delivered {item.attempt - 1} times without completing (worker crashes or stalls)"
             self._error(item, rid, "attempts_exhausted", reason, job.seq)
@@ -452,6 +464,7 @@ class Worker:
         done = self.claimer.complete(
             item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000), dropped=dropped, chars=chars
         )
+        self._settled_entry = True
         self._settled(started)
         if done.finished:
             self._end(rid, done.segments, done.failed, done.status)

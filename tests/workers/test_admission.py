@@ -229,3 +229,29 @@ def test_a_cancelled_requests_dropped_segments_are_not_counted_as_served(
     [acme] = Stats(r, keys).snapshot(["acme"])
     assert sum(lane.served for lane in acme.lanes.values()) == 0, "nothing was synthesised"
     assert r.hget(keys.request(res.request_id), "done") == b"3", "yet every segment is settled"
+
+
+def test_an_unexpected_error_after_admission_fails_the_segment_and_the_request_still_ends(
+    r: redis.Redis, keys: Keys, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug between admission and completion (here: counting the text's weight) must not leave the
+    request hanging: the segment it owned fails with an error frame and is counted."""
+    import workers.worker as worker_module
+
+    real, calls = worker_module.weight, []
+
+    def failing_once(text: str) -> float:
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(text)
+
+    monkeypatch.setattr(worker_module, "weight", failing_once)
+    res = Producer(r).enqueue(["你好", "世界"], tenant="alice")
+    _drain(worker)
+    frames = _frames(r, keys, res.request_id)
+    assert [(f.code, f.segment) for f in frames if isinstance(f, ErrorFrame)] == [("internal_error", 0)]
+    end = frames[-1]
+    assert isinstance(end, EndFrame) and end.segments == 2 and end.status == "error"
+    assert _reasons(r, keys)[0].startswith("internal_error") and worker.errors == 1
+    assert r.hget(keys.request(res.request_id), "done") == b"2"
