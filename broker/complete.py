@@ -21,7 +21,8 @@ from broker.claimed import Claimed
 from broker.lease import server_ms
 from broker.scheduler import SCHEDULER
 from broker.scripts import COMPLETE, script_source
-from chorus_client.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, SegmentStatus
+from chorus_client.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, REPLICA_TIMEOUT_MS, SegmentStatus
+from chorus_client.drive import node_client
 from chorus_client.keys import GROUP, Keys
 from chorus_client.rates import current_bucket
 from shared.connection import as_str
@@ -70,6 +71,7 @@ class Completions:
         lease_ms: int = DEFAULT_LEASE_MS,
         dropped: bool = False,
         chars: int | None = None,
+        replicas: int = 0,
     ) -> Completion:
         """Acknowledge and delete the entry, settle the tenant's account with the measured worker time,
         count it once on its request (``request_id``; None: no request, as for a dead letter).
@@ -83,6 +85,8 @@ class Completions:
         ``now_ms`` pins the clock for tests; by default the script reads the server's.
         ``lease_ms``: when this completion finishes the request, its end marker is overdue (for
         :meth:`unfinished`) this long after now.
+        ``replicas`` > 0: return only once that many replicas acknowledged it (``WAIT``); fewer raise
+        ``NOREPLICAS`` (an outage to the worker, which backs off; the entry is redelivered by lease).
         A second completion of the same entry (another delivery) counts nothing and returns the
         request's counts as they are.
         """
@@ -103,7 +107,10 @@ class Completions:
         if request_id is not None:
             key_list.append(k.request(request_id))
         outcome = SegmentStatus.DROPPED if dropped else (SegmentStatus.OK if ok else SegmentStatus.ERROR)
-        done, segments, failed, status = self._complete(
+        # durable: the script and WAIT on one connection of the shard's node
+        pipe = node_client(self._r, key_list[0]).pipeline(transaction=False) if replicas else None
+        reply = self._complete(
+            client=pipe,
             keys=key_list,
             args=[
                 GROUP,
@@ -119,6 +126,12 @@ class Completions:
                 lease_ms,
             ],
         )
+        if pipe is not None:
+            pipe.execute_command("WAIT", replicas, REPLICA_TIMEOUT_MS)  # type: ignore[no-untyped-call]
+            reply, acked = pipe.execute()
+            if int(acked) < replicas:
+                raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged a completion")
+        done, segments, failed, status = reply
         return Completion(int(done), int(segments), int(failed), status.decode() if status else "")
 
     def unfinished(self, count: int = 16) -> list[str]:

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aredis
 
 from broker.policy import DEFAULT_FIELD, effective_policy
+from chorus_client.constants import Durability
 from chorus_client.drive import run_async, run_sync
 from chorus_client.enqueue import (
     MAX_SPEED,
@@ -36,6 +37,7 @@ from chorus_client.keys import Keys, validate_tenant
 from chorus_client.outage import client_url, translate
 from chorus_client.rates import retry_after
 from models.catalog import Catalog, load_catalog
+from shared.config import durability_from_env
 from shared.errors import QueueFull
 
 __all__ = [
@@ -79,11 +81,20 @@ def prepare(
 class Producer:
     """Synchronous producer. ``enqueue`` returns as soon as Redis has the request."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: Keys | None = None,
+        catalog: Catalog | None = None,
+        durability: Durability | None = None,
+    ) -> None:
         self._r = client
         self.keys = keys or Keys()
         self.catalog = catalog or load_catalog()
         self._url = client_url(client)
+        self.durability = durability or durability_from_env()
+        """``replica``: an enqueue returns once a replica has the request (``$CHORUS_DURABILITY``)."""
 
     def enqueue(self, text: str | list[str], *, tenant: str, **options: Any) -> EnqueueResult:
         """Enqueue a request (``options`` as :func:`prepare` takes them) and write its audio stream's header.
@@ -95,17 +106,25 @@ class Producer:
         :class:`~shared.errors.ChorusError` (lost connections and timeouts are retried first).
         """
         req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
-        return run_sync(self._r, enqueue(req, self.keys, url=self._url))
+        return run_sync(self._r, enqueue(req, self.keys, url=self._url, replicas=self.durability.replicas))
 
 
 class AsyncProducer:
     """asyncio producer with the same contract as :class:`Producer`."""
 
-    def __init__(self, client: aredis.Redis, *, keys: Keys | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        client: aredis.Redis,
+        *,
+        keys: Keys | None = None,
+        catalog: Catalog | None = None,
+        durability: Durability | None = None,
+    ) -> None:
         self._r = client
         self.keys = keys or Keys()
         self.catalog = catalog or load_catalog()
         self._url = client_url(client)
+        self.durability = durability or durability_from_env()
         self._long: dict[str, list[Any]] = {}
         """Per tenant: [lock, callers using it]: long texts are segmented one at a time per tenant."""
 
@@ -150,4 +169,4 @@ class AsyncProducer:
                     del self._long[tenant]
         else:
             req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
-        return await run_async(self._r, enqueue(req, self.keys, url=self._url))
+        return await run_async(self._r, enqueue(req, self.keys, url=self._url, replicas=self.durability.replicas))

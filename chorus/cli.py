@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Lane
+from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Durability, Lane
 from shared.config import RedisSettings
 from shared.connection import check_eviction, sync_client, translate
 from shared.errors import ChorusError, ConfigError, error_kind
@@ -70,7 +70,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     check_eviction(client, allow=args.allow_eviction)
     engine = load_engine(threads=args.threads, device=args.device, versions=Activation(client).serving())
     config = WorkerConfig(
-        claim_count=args.claim, reserve=args.reserve, lease_s=args.lease, max_attempts=args.max_attempts
+        claim_count=args.claim,
+        reserve=args.reserve,
+        lease_s=args.lease,
+        max_attempts=args.max_attempts,
+        durability=Durability(args.durability),
     )
     if args.name:
         config.name = args.name
@@ -89,7 +93,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     settings = _redis(args)
     assert settings is not None
-    res = Producer(sync_client(settings)).enqueue(
+    res = Producer(sync_client(settings), durability=Durability(args.durability)).enqueue(
         _text(args.text), tenant=args.tenant, voice=args.voice, priority=args.priority, speed=args.speed
     )
     print(res.request_id)
@@ -177,6 +181,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         cors_origins=tuple(origins),
         metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
         limits=dataclasses.replace(limits, **overrides),
+        durability=Durability(args.durability),
     )
     check_eviction(sync_client(settings), allow=args.allow_eviction)
     app = create_app(config)
@@ -288,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     def redis_opt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--redis", help="redis://host:port/db (default: $CHORUS_REDIS_URL)")
 
+    def durability_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--durability",
+            choices=[d.value for d in Durability],
+            default=os.environ.get("CHORUS_DURABILITY", Durability.NONE.value),
+            help="replica: writes count once a replica has them (WAIT), so a master's death loses "
+            "nothing accepted; default none, or $CHORUS_DURABILITY",
+        )
+
     def eviction_opt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--allow-eviction",
@@ -335,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redis_opt(w)
     eviction_opt(w)
+    durability_opt(w)
     model_opts(w)
     w.set_defaults(func=cmd_worker)
 
@@ -345,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--priority", choices=[Lane.INTERACTIVE.value, Lane.BATCH.value], default=Lane.INTERACTIVE.value)
     e.add_argument("--speed", type=float, default=1.0)
     redis_opt(e)
+    durability_opt(e)
     e.set_defaults(func=cmd_enqueue)
 
     ca = sub.add_parser("cancel", help="cancel a request: queued segments dropped, the one in progress stops")
@@ -454,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redis_opt(gp)
     eviction_opt(gp)
+    durability_opt(gp)
     gp.set_defaults(func=cmd_gateway)
 
     k = sub.add_parser("keys", help="API keys of the gateway: add (prints the key once), list, revoke")

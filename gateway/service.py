@@ -22,7 +22,7 @@ import redis.asyncio as aredis
 
 from broker.cancel import async_cancel
 from broker.producer import AsyncProducer
-from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S
+from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S, Durability
 from chorus_client.drive import run_async
 from chorus_client.keys import Keys
 from chorus_client.listen import resume_op
@@ -33,7 +33,7 @@ from gateway.limits import Limits, Slots
 from gateway.metrics import GatewayMetrics
 from gateway.subscriber import AsyncSubscriber, StreamState
 from models.catalog import Catalog, load_catalog
-from shared.config import RedisSettings
+from shared.config import RedisSettings, durability_from_env
 from shared.connection import as_str, async_client
 from shared.errors import ChorusError, RequestNotFound
 from shared.text import has_han
@@ -67,6 +67,8 @@ class GatewayConfig:
     metrics_token: str | None = field(default=None, repr=False)
     """Bearer token ``/metrics`` requires; without one ``/metrics`` is not served on the API port
     (use :func:`gateway.app.create_metrics_app` on a loopback port)."""
+    durability: Durability = field(default_factory=durability_from_env)
+    """``replica``: a request is accepted (202 / the stream starts) once a replica has it."""
     key_recheck_s: float = 1.0
     """How often an open WebSocket checks that its API key still exists (revocation takes effect)."""
     ws_queue: int = 8
@@ -93,7 +95,7 @@ class Gateway:
         self.streams = Slots(lim.max_streams, lim.max_streams_per_tenant, "streams", lim.retry_after_s)
         self.calls = Slots(lim.max_calls, lim.max_calls_per_tenant, "calls", lim.retry_after_s)
         self.auth = Authenticator(self.r, self.keys, enabled=config.auth, open_tenant=config.open_tenant)
-        self.producer = AsyncProducer(self.r, keys=self.keys, catalog=self.catalog)
+        self.producer = AsyncProducer(self.r, keys=self.keys, catalog=self.catalog, durability=config.durability)
         self.subscriber = AsyncSubscriber(self.stream_r, self.keys)
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from redis.connection import parse_url
 
-from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD
+from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD, Durability
 from shared.errors import ConfigError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ENV_REDIS_URL",
     "RedisSettings",
     "chorus_home",
+    "durability_from_env",
     "mask_url",
 ]
 
@@ -168,6 +169,15 @@ def mask_url(url: str) -> str:
         return f"{parts.scheme}://{netloc}{parts.path}"
     except ValueError:
         return "<unparseable Redis URL>"
+
+
+def durability_from_env() -> Durability:
+    """``$CHORUS_DURABILITY`` (``none`` when unset); ConfigError for another value."""
+    raw = os.environ.get("CHORUS_DURABILITY", Durability.NONE.value)
+    try:
+        return Durability(raw)
+    except ValueError:
+        raise ConfigError(f"CHORUS_DURABILITY must be one of {[d.value for d in Durability]}, got {raw!r}") from None
 
 
 def chorus_home() -> Path:

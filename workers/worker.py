@@ -30,11 +30,14 @@ from chorus_client.constants import (
     FINISHED_REQUEST_TTL_S,
     HEARTBEAT_S,
     PENDING_AUDIO_TTL_S,
+    REPLICA_TIMEOUT_MS,
     WORKER_LIVE_S,
+    Durability,
     EndStatus,
     RequestStatus,
     backoff,
 )
+from chorus_client.drive import node_client
 from chorus_client.keys import Keys, shard_of
 from chorus_client.protocol import (
     EndFrame,
@@ -47,6 +50,7 @@ from chorus_client.protocol import (
 from chorus_client.segment import weight
 from models.catalog import load_catalog
 from shared.audio import DEFAULT_FRAME_MS, silence_pcm, to_pcm16
+from shared.config import durability_from_env
 from shared.connection import as_str
 from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
 from workers.backend import SynthesisBackend
@@ -95,6 +99,9 @@ class WorkerConfig:
     sweep_s: float = 30.0
     """How often (at most; one worker per period, by a lock in Redis) the lane streams are scanned
     for entries of idle tenants that the depth counter missed (raw XADDs by a foreign producer)."""
+    durability: Durability = field(default_factory=lambda: durability_from_env())
+    """``replica``: frames, error frames, end frames and completions return only once a replica has
+    them (``WAIT``), so a master's death loses nothing this worker reported. ``$CHORUS_DURABILITY``."""
     reserve: int = 0
     """Workers (of all live ones) kept for tenants coming back from idle: their first audio
     never waits for a busy worker, at the price of idle capacity under saturation. 0 keeps
@@ -443,6 +450,7 @@ class Worker:
         if job.pause_ms:
             sink.add(silence_pcm(job.pause_ms, sr))
         sink.close()
+        self._replicate_audio(job.request_id, self.config.pending_audio_ttl_s)
         log.debug("segment %s/%d: %d frames in %.3fs", job.request_id, job.seq, sink.index, time.perf_counter() - t0)
 
     def _measured_us(self) -> int:
@@ -462,7 +470,14 @@ class Worker:
         measured time a sample of the shared cost rate; 0 for anything not synthesised in full."""
         started = time.perf_counter()
         done = self.claimer.complete(
-            item, rid, ok, self._measured_us(), lease_ms=int(self.config.lease_s * 1000), dropped=dropped, chars=chars
+            item,
+            rid,
+            ok,
+            self._measured_us(),
+            lease_ms=int(self.config.lease_s * 1000),
+            dropped=dropped,
+            chars=chars,
+            replicas=self.config.durability.replicas,
         )
         self._settled_entry = True
         self._settled(started)
@@ -470,6 +485,21 @@ class Worker:
             self._end(rid, done.segments, done.failed, done.status)
         elif done.segments < 0:
             self._lost(rid)
+
+    def _replicate_audio(self, rid: str, ttl_s: int) -> None:
+        """With ``durability=replica``: return once a replica has everything written to the request's
+        audio stream so far (the stream's expiry is set again, the same, as the write ``WAIT`` needs on
+        its connection); ``NOREPLICAS`` otherwise, which the loop treats as an outage."""
+        replicas = self.config.durability.replicas
+        if not replicas:
+            return
+        key = self.keys.audio(rid)
+        pipe = node_client(self._r, key).pipeline(transaction=False)
+        pipe.expire(key, ttl_s)
+        pipe.execute_command("WAIT", replicas, REPLICA_TIMEOUT_MS)  # type: ignore[no-untyped-call]
+        _, acked = pipe.execute()
+        if int(acked) < replicas:
+            raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged audio of {rid}")
 
     def _lost(self, rid: str) -> None:
         """The request's metadata vanished while this segment was served (a FLUSHALL, a restart
@@ -488,6 +518,7 @@ class Worker:
         if status != RequestStatus.CANCELLED:
             end = encode_frame(EndFrame(segments, EndStatus.OK if failed == 0 else EndStatus.ERROR))
             append_frames(self._r, self.keys.audio(rid), [end], self.config.audio_ttl_s)
+            self._replicate_audio(rid, self.config.audio_ttl_s)  # before it stops being overdue
         pipe = self._r.pipeline(transaction=False)
         pipe.expire(self.keys.request(rid), self.config.finished_ttl_s)
         pipe.zrem(self.keys.finishing(), rid)
@@ -514,6 +545,7 @@ class Worker:
         self.failed += 1
         frame = encode_frame(ErrorFrame(code, message, seq))
         append_frames(self._r, self.keys.audio(rid), [frame], self.config.pending_audio_ttl_s)
+        self._replicate_audio(rid, self.config.pending_audio_ttl_s)
         if dead_letter:
             self.claimer.dead_letter_record(item, f"{code}: {message}", self.config.name)
         self._complete(item, rid, ok=False)

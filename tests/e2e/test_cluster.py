@@ -24,8 +24,9 @@ from redis.crc import key_slot
 from broker.producer import Producer
 from chorus.launch import start_gateway
 from chorus.testing import paced_config, paced_engine, start_worker, stop_processes, wait_for_workers
-from chorus_client import AsyncClient, Client, RequestStatus
-from chorus_client.errors import RequestCancelled
+from chorus_client import AsyncClient, Client, RequestStatus, Voice
+from chorus_client.constants import Durability
+from chorus_client.errors import RedisUnavailable, RequestCancelled
 from chorus_client.keys import Keys
 from gateway.subscriber import Subscriber
 from shared.config import RedisSettings
@@ -145,3 +146,39 @@ def test_the_gateway_serves_from_a_node_url(cluster: EmbeddedCluster, stack: red
         assert "event: audio" in events and "event: end" in events
     finally:
         gateway.stop()
+
+
+def test_with_replica_durability_a_master_kill_loses_nothing_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """durability=replica on the producer and the worker: requests accepted just before kill -9 of the
+    master that owns the shard are all heard, whole and once, after its replica takes over."""
+    monkeypatch.setenv("CHORUS_DURABILITY", "replica")  # the worker process reads it at start
+    with EmbeddedCluster() as c:
+        r = sync_client(RedisSettings.from_dsn(c.url))
+        worker = start_worker(c.url, "durable-w", partial(paced_engine, 2, 0.01), paced_config(5.0))
+        try:
+            wait_for_workers(r, Keys(), 1, procs=[worker])
+            producer = Producer(r, durability=Durability.REPLICA)
+            accepted = [producer.enqueue("你好，世界！", tenant=f"t{i % 3}").request_id for i in range(30)]
+            old = c.master_of(key_slot(b"{s0}"))
+            c.kill(old)  # at once: some requests are queued, some in flight, some done
+            c.failover_wait(old, deadline_s=15)
+            # the promoted replica has no replica of its own: durable writes wait (NOREPLICAS, backoff)
+            # until the old master is back as its replica, as an operator's restart would bring it
+            c.restart(old)
+            after = sync_client(RedisSettings.from_dsn(c.url))
+            for rid in accepted:
+                frames = list(Subscriber(after).frames(rid, timeout_s=60))
+                heard = [(f.segment, f.index) for f in frames]
+                assert heard == sorted(set(heard)) and {s for s, _ in heard} == {0, 1}, rid
+            assert worker.is_alive(), "the worker rode out the failover"
+        finally:
+            stop_processes([worker])
+
+
+def test_replica_durability_without_a_replica_is_refused_as_an_outage(r: redis.Redis) -> None:
+    """On one server (no replica) a durable enqueue cannot be confirmed: RedisUnavailable NOREPLICAS
+    after its retries (the master has it; a retry with the same request id is idempotent)."""
+    client = Client(r, durability="replica", voices=lambda name, text: Voice("jm_kumo", "zh", 24000))
+    with pytest.raises(RedisUnavailable) as err:
+        client.enqueue("你好。", tenant="acme", voice="jm_kumo")
+    assert err.value.code == "NOREPLICAS"

@@ -25,6 +25,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from chorus_client.constants import Durability
 from chorus_client.control import RequestState, cancel, status
 from chorus_client.drive import Op, iterate_async, iterate_sync, quiet, run_async, run_sync
 from chorus_client.enqueue import EnqueueResult, PreparedRequest, Voice, enqueue, lookup_voice, prepare
@@ -54,10 +55,10 @@ def _prepare_op(
 
 def _submit(
     keys: Keys, voices: VoiceResolver | None, url: str, text: str | list[str], tenant: str, voice: str | None,
-    options: Any,
+    options: Any, replicas: int,
 ) -> Op[EnqueueResult]:  # fmt: skip
     req = yield from _prepare_op(keys, voices, text, tenant, voice, options)
-    return (yield from enqueue(req, keys, url=url))
+    return (yield from enqueue(req, keys, url=url, replicas=replicas))
 
 
 def _listen_from(
@@ -104,11 +105,20 @@ class Client:
     """A chorus client on a sync redis-py client (redis-py's own retries should be off: chorus
     retries where that is safe)."""
 
-    def __init__(self, redis_client: redis.Redis, *, keys: Keys | None = None, voices: VoiceResolver | None = None):
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        *,
+        keys: Keys | None = None,
+        voices: VoiceResolver | None = None,
+        durability: Durability | str = Durability.NONE,
+    ) -> None:
         self.redis = redis_client
         self.keys = keys or Keys()
         self.voices = voices
         self.url = client_url(redis_client)
+        self.durability = Durability(durability)
+        """``replica``: ``enqueue`` returns once a replica has the request (``WAIT``)."""
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Client:
@@ -118,7 +128,7 @@ class Client:
         """Enqueue ``text`` (or pre-cut segments); options as :func:`chorus_client.enqueue.prepare` takes
         them (``priority``, ``speed``, ``deadline_s``, ``request_id``). Raises what ``prepare`` and
         ``enqueue`` raise: UnknownVoice, InvalidRequest, TextError, QueueFull, RequestTooLarge …"""
-        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
+        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
         return Request(self, run_sync(self.redis, op))
 
     def frames(
@@ -183,12 +193,18 @@ class AsyncClient:
     """:class:`Client` for asyncio, on a ``redis.asyncio`` client."""
 
     def __init__(
-        self, redis_client: aredis.Redis, *, keys: Keys | None = None, voices: VoiceResolver | None = None
+        self,
+        redis_client: aredis.Redis,
+        *,
+        keys: Keys | None = None,
+        voices: VoiceResolver | None = None,
+        durability: Durability | str = Durability.NONE,
     ) -> None:
         self.redis = redis_client
         self.keys = keys or Keys()
         self.voices = voices
         self.url = client_url(redis_client)
+        self.durability = Durability(durability)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsyncClient:
@@ -197,7 +213,7 @@ class AsyncClient:
     async def enqueue(
         self, text: str | list[str], *, tenant: str, voice: str | None = None, **options: Any
     ) -> AsyncRequest:
-        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options)
+        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
         return AsyncRequest(self, await run_async(self.redis, op))
 
     async def frames(

@@ -31,12 +31,14 @@ __all__ = [
     "HISTORY_MAXLEN",
     "LANES",
     "PENDING_AUDIO_TTL_S",
+    "REPLICA_TIMEOUT_MS",
     "REQUEST_TTL_S",
     "STATS_BUCKET_S",
     "STATS_BUCKET_TTL_S",
     "STATS_WINDOW_S",
     "WAKE_LIST_CAP",
     "WORKER_LIVE_S",
+    "Durability",
     "EndStatus",
     "Lane",
     "RequestStatus",
@@ -112,6 +114,28 @@ class EndStatus(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+
+class Durability(str, Enum):
+    """When a write counts as done (``--durability``, ``$CHORUS_DURABILITY``)."""
+
+    NONE = "none"
+    """When the master has it (with AOF ``appendfsync always``, a restart loses nothing; a master's
+    death before its replica copied the write loses it: the replication lag, usually milliseconds)."""
+    REPLICA = "replica"
+    """When at least one replica has it too (``WAIT``): enqueues, frames and completions survive the
+    master's death and a failover. Costs a replication round trip per write."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def replicas(self) -> int:
+        return 1 if self is Durability.REPLICA else 0
+
+
+REPLICA_TIMEOUT_MS = 1000
+"""Longest ``WAIT`` for a replica's acknowledgement before the write is reported ``NOREPLICAS``
+(and retried, since every such write is idempotent)."""
 
 # --- Expiries: every key a component creates has one (or an owner that deletes it). ---
 

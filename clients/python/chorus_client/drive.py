@@ -10,6 +10,7 @@ written once, in the operations; a driver only performs steps:
   operation, which decides whether it is an outage to ride out or an error to raise.
 * :class:`Transaction` — commands run in one MULTI/EXEC (all keys in one slot); the
   reply is the list of their replies.
+* :class:`Replicated` — one command and ``WAIT`` on one connection of the key's node.
 * :class:`Sleep` — wait this many seconds.
 * :class:`Emit` — hand ``value`` to the caller (a frame, with its stream position).
 
@@ -33,11 +34,13 @@ __all__ = [
     "Command",
     "Emit",
     "Op",
+    "Replicated",
     "Sleep",
     "Step",
     "Transaction",
     "iterate_async",
     "iterate_sync",
+    "node_client",
     "quiet",
     "run_async",
     "run_sync",
@@ -62,6 +65,18 @@ class Transaction:
 
 
 @dataclass(frozen=True)
+class Replicated:
+    """``command``, then ``WAIT replicas timeout_ms`` on the same connection to the node that owns
+    ``key``: the reply is ``(command's reply, replicas that acknowledged)``. For writes that must
+    survive the master's death (``durability="replica"``)."""
+
+    command: Command
+    key: str
+    replicas: int
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
 class Sleep:
     seconds: float
 
@@ -71,7 +86,7 @@ class Emit:
     value: Any
 
 
-Step = Union[Command, Transaction, Sleep, Emit]  # noqa: UP007 - runtime alias on Python 3.10
+Step = Union[Command, Transaction, Replicated, Sleep, Emit]  # noqa: UP007 - runtime alias on Python 3.10
 Op = Generator[Step, Any, R]
 """An operation: yields steps, receives replies (``None`` after a Sleep or an Emit), returns ``R``."""
 
@@ -97,6 +112,17 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
                 for command in step.commands:
                     pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
                 reply = pipe.execute()
+            except redis.RedisError as exc:
+                error = exc
+        elif isinstance(step, Replicated):
+            try:
+                one = node_client(client, step.key).pipeline(transaction=False)  # one connection
+                one.execute_command(*step.command.args)  # type: ignore[no-untyped-call]
+                one.execute_command("WAIT", step.replicas, step.timeout_ms)  # type: ignore[no-untyped-call]
+                first, acked = one.execute(raise_on_error=False)
+                if isinstance(first, Exception):
+                    raise first
+                reply = (first, int(acked))
             except redis.RedisError as exc:
                 error = exc
         elif isinstance(step, Sleep):
@@ -128,6 +154,17 @@ async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]
                 reply = await apipe.execute()
             except redis.RedisError as exc:
                 error = exc
+        elif isinstance(step, Replicated):
+            try:
+                aone = async_node_client(client, step.key).pipeline(transaction=False)  # one connection
+                aone.execute_command(*step.command.args)
+                aone.execute_command("WAIT", step.replicas, step.timeout_ms)
+                first, acked = await aone.execute(raise_on_error=False)
+                if isinstance(first, Exception):
+                    raise first
+                reply = (first, int(acked))
+            except redis.RedisError as exc:
+                error = exc
         elif isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
         else:
@@ -148,6 +185,33 @@ async def run_async(client: aredis.Redis, op: Op[R]) -> R:
     async for value in iterate_async(client, holder.op()):
         raise TypeError(f"operation emitted {value!r}; use iterate_async")
     return cast(R, holder.value)
+
+
+def node_client(client: redis.Redis, key: str) -> redis.Redis:
+    """A client of the node that owns ``key``: ``client`` itself, or on Redis Cluster the node's own
+    client (so a pipeline on it is one connection to that node)."""
+    find = getattr(client, "get_node_from_key", None)
+    if find is None:
+        return client
+    node = find(key)
+    return cast(redis.Redis, node.redis_connection)
+
+
+_ASYNC_NODES: dict[tuple[int, str, int], aredis.Redis] = {}
+
+
+def async_node_client(client: aredis.Redis, key: str) -> aredis.Redis:
+    """:func:`node_client` for asyncio: a plain client per cluster node, made once per cluster client."""
+    find = getattr(client, "get_node_from_key", None)
+    if find is None:
+        return client
+    node = find(key)
+    cache_key = (id(client), node.host, node.port)
+    if cache_key not in _ASYNC_NODES:
+        wanted = ("username", "password", "db", "socket_timeout", "socket_connect_timeout", "ssl")
+        options = {k: v for k, v in node.connection_kwargs.items() if k in wanted}
+        _ASYNC_NODES[cache_key] = aredis.Redis(host=node.host, port=node.port, **options)
+    return _ASYNC_NODES[cache_key]
 
 
 def quiet(op: Op[R]) -> Op[R]:

@@ -40,7 +40,7 @@ from chorus_client.errors import (
     UnknownVoice,
 )
 from chorus_client.keys import GROUP, Keys, new_request_id, validate_tenant
-from chorus_client.outage import translate
+from chorus_client.outage import server_state, translate
 from chorus_client.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 from chorus_client.rates import retry_after, tenant_rate, window
 from chorus_client.scripts import ENQUEUE
@@ -241,7 +241,10 @@ def service_rate(keys: Keys, tenant: str) -> Op[float]:
 
 
 def _retryable(exc: BaseException) -> bool:
-    """Whether the call may not have reached the server's answer: the script may or may not have run."""
+    """Whether the call may not have reached the server's answer (the script may or may not have run),
+    or its writes were not confirmed on enough replicas in time: safe to repeat, it is idempotent."""
+    if server_state(exc) == "NOREPLICAS":
+        return True
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
         exc, redis.AuthenticationError
     )
@@ -261,9 +264,14 @@ def lookup_voice(keys: Keys, name: str) -> Op[Voice]:
         raise ProtocolError(f"{keys.voices()}[{name}]", f"not a voice description: {exc}") from None
 
 
-def enqueue(req: PreparedRequest, keys: Keys, *, url: str) -> Op[EnqueueResult]:
+def enqueue(
+    req: PreparedRequest, keys: Keys, *, url: str, replicas: int = 0, replica_timeout_ms: int = 1000
+) -> Op[EnqueueResult]:
     """Run the enqueue script for ``req`` and write its header frame (both retried after a lost
-    connection or a timeout); ``url`` names the server in errors.
+    connection or a timeout); ``url`` names the server in errors. ``replicas`` > 0
+    (``durability="replica"``): the enqueue returns only once that many replicas have the request
+    (``WAIT`` up to ``replica_timeout_ms``, retried; then RedisUnavailable ``NOREPLICAS``), so the
+    master's death loses no accepted request.
 
     Raises the error of :data:`REFUSALS` for a refusal (nothing is written then), and a translated
     :class:`~chorus_client.errors.ChorusError` for any other Redis error."""
@@ -274,6 +282,8 @@ def enqueue(req: PreparedRequest, keys: Keys, *, url: str) -> Op[EnqueueResult]:
                     dict(zip(ENQUEUE.keys, req.keys, strict=True)),
                     dict(zip(ENQUEUE.args, req.args[: len(ENQUEUE.args)], strict=True)),
                     [dict(zip(ENQUEUE.group, req.args[i : i + 3], strict=True)) for i in range(8, len(req.args), 3)],
+                    replicas=replicas,
+                    timeout_ms=replica_timeout_ms,
                 )
                 break
             except redis.RedisError as exc:

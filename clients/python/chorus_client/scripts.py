@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from chorus_client.drive import Command, Op
+from chorus_client.drive import Command, Op, Replicated
 
 __all__ = ["CANCEL", "ENQUEUE", "SCRIPTS", "ScriptSpec"]
 
@@ -62,15 +62,34 @@ class ScriptSpec:
         keys: Mapping[str, str],
         args: Mapping[str, Any] | None = None,
         groups: Sequence[Mapping[str, Any]] = (),
+        *,
+        replicas: int = 0,
+        timeout_ms: int = 1000,
     ) -> Op[Any]:
-        """The script's reply; a script error (``redis.ResponseError``) propagates to the caller."""
+        """The script's reply; a script error (``redis.ResponseError``) propagates to the caller.
+
+        ``replicas`` > 0: the call returns only once that many replicas acknowledged its writes
+        (``WAIT`` on the same connection, up to ``timeout_ms``); fewer raise ``NOREPLICAS`` (a
+        ``redis.ResponseError`` that :func:`~chorus_client.outage.server_state` classifies)."""
         _same(self.name, "key", self.keys, keys)
         key_list = [keys[name] for name in self.keys]
         argv = self.argv(args or {}, groups)
+        evalsha = Command(("EVALSHA", self.sha, len(key_list), *key_list, *argv))
+        evaluate = Command(("EVAL", self.source, len(key_list), *key_list, *argv))
+        if not replicas:
+            try:
+                return (yield evalsha)
+            except redis.exceptions.NoScriptError:
+                return (yield evaluate)
         try:
-            return (yield Command(("EVALSHA", self.sha, len(key_list), *key_list, *argv)))
+            reply, acked = yield Replicated(evalsha, key_list[0], replicas, timeout_ms)
         except redis.exceptions.NoScriptError:
-            return (yield Command(("EVAL", self.source, len(key_list), *key_list, *argv)))
+            reply, acked = yield Replicated(evaluate, key_list[0], replicas, timeout_ms)
+        if acked < replicas:
+            raise redis.ResponseError(
+                f"NOREPLICAS {acked} of {replicas} replicas acknowledged {self.name} within {timeout_ms} ms"
+            )
+        return reply
 
 
 def _same(script: str, what: str, declared: tuple[str, ...], given: Mapping[str, Any]) -> None:
