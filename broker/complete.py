@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import redis
 
@@ -22,7 +24,7 @@ from broker.lease import server_ms
 from broker.scheduler import SCHEDULER
 from broker.scripts import COMPLETE, script_source
 from chorus_client.constants import DEAD_LETTER_MAXLEN, DEFAULT_LEASE_MS, REPLICA_TIMEOUT_MS, SegmentStatus
-from chorus_client.drive import node_client
+from chorus_client.drive import replicated
 from chorus_client.keys import GROUP, Keys
 from chorus_client.rates import current_bucket
 from shared.connection import as_str
@@ -107,32 +109,32 @@ class Completions:
         if request_id is not None:
             key_list.append(k.request(request_id))
         outcome = SegmentStatus.DROPPED if dropped else (SegmentStatus.OK if ok else SegmentStatus.ERROR)
-        # durable: the script and WAIT on one connection of the shard's node
-        pipe = node_client(self._r, key_list[0]).pipeline(transaction=False) if replicas else None
-        reply = self._complete(
-            client=pipe,
-            keys=key_list,
-            args=[
-                GROUP,
-                item.entry_id,
-                outcome.value,
-                item.tenant,
-                item.lane,
-                item.cost_us,
-                int(measured_us),
-                item.chars if chars is None else chars,
-                SCHEDULER.bucket_ttl_s,
-                0 if now_ms is None else now_ms,
-                lease_ms,
-            ],
-        )
-        if pipe is not None:
-            pipe.execute_command("WAIT", replicas, REPLICA_TIMEOUT_MS)  # type: ignore[no-untyped-call]
-            reply, acked = pipe.execute()
-            if int(acked) < replicas:
+        args: list[Any] = [
+            GROUP,
+            item.entry_id,
+            outcome.value,
+            item.tenant,
+            item.lane,
+            item.cost_us,
+            int(measured_us),
+            item.chars if chars is None else chars,
+            SCHEDULER.bucket_ttl_s,
+            0 if now_ms is None else now_ms,
+            lease_ms,
+        ]
+        if replicas:  # durable: the script and WAIT on one connection of the shard's node
+            queue = partial(self._queue_complete, key_list, args)
+            replies, acked = replicated(self._r, key_list[0], queue, replicas, REPLICA_TIMEOUT_MS)
+            if acked < replicas:
                 raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged a completion")
+            reply = replies[0]
+        else:
+            reply = self._complete(keys=key_list, args=args)
         done, segments, failed, status = reply
         return Completion(int(done), int(segments), int(failed), status.decode() if status else "")
+
+    def _queue_complete(self, key_list: list[str], args: list[Any], pipe: Any) -> None:
+        self._complete(client=pipe, keys=key_list, args=args)
 
     def unfinished(self, count: int = 16) -> list[str]:
         """Up to ``count`` ids of requests whose last segment completed but whose end marker is overdue

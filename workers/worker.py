@@ -37,7 +37,7 @@ from chorus_client.constants import (
     RequestStatus,
     backoff,
 )
-from chorus_client.drive import node_client
+from chorus_client.drive import replicated
 from chorus_client.keys import Keys, shard_of
 from chorus_client.protocol import (
     EndFrame,
@@ -494,11 +494,8 @@ class Worker:
         if not replicas:
             return
         key = self.keys.audio(rid)
-        pipe = node_client(self._r, key).pipeline(transaction=False)
-        pipe.expire(key, ttl_s)
-        pipe.execute_command("WAIT", replicas, REPLICA_TIMEOUT_MS)  # type: ignore[no-untyped-call]
-        _, acked = pipe.execute()
-        if int(acked) < replicas:
+        _, acked = replicated(self._r, key, lambda pipe: pipe.expire(key, ttl_s), replicas, REPLICA_TIMEOUT_MS)
+        if acked < replicas:
             raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged audio of {rid}")
 
     def _lost(self, rid: str) -> None:

@@ -182,3 +182,17 @@ def test_replica_durability_without_a_replica_is_refused_as_an_outage(r: redis.R
     with pytest.raises(RedisUnavailable) as err:
         client.enqueue("你好。", tenant="acme", voice="jm_kumo")
     assert err.value.code == "NOREPLICAS"
+
+
+def test_durable_enqueues_from_both_clients_on_the_cluster(cluster: EmbeddedCluster, stack: redis.Redis) -> None:
+    voices = Client(stack).voices
+    sync_req = Client(stack, durability="replica", voices=voices).enqueue("你好。", tenant="d", voice="jm_kumo")
+    assert sync_req.wait(timeout_s=20).status == RequestStatus.DONE
+
+    async def main() -> None:
+        aclient = AsyncClient(async_client(RedisSettings.from_dsn(cluster.url)), durability="replica")
+        areq = await aclient.enqueue("世界。", tenant="d", voice="jm_kumo")
+        assert (await areq.wait(timeout_s=20)).status == RequestStatus.DONE
+        await aclient.redis.aclose()
+
+    asyncio.run(main())

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, Union, cast
 
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.cluster import PipelineCommand
 
 __all__ = [
     "Command",
@@ -42,6 +44,7 @@ __all__ = [
     "iterate_sync",
     "node_client",
     "quiet",
+    "replicated",
     "run_async",
     "run_sync",
 ]
@@ -116,13 +119,10 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
                 error = exc
         elif isinstance(step, Replicated):
             try:
-                one = node_client(client, step.key).pipeline(transaction=False)  # one connection
-                one.execute_command(*step.command.args)  # type: ignore[no-untyped-call]
-                one.execute_command("WAIT", step.replicas, step.timeout_ms)  # type: ignore[no-untyped-call]
-                first, acked = one.execute(raise_on_error=False)
-                if isinstance(first, Exception):
-                    raise first
-                reply = (first, int(acked))
+                replies, acked = replicated(
+                    client, step.key, partial(_queue, step.command), step.replicas, step.timeout_ms
+                )
+                reply = (replies[0], acked)
             except redis.RedisError as exc:
                 error = exc
         elif isinstance(step, Sleep):
@@ -156,13 +156,7 @@ async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]
                 error = exc
         elif isinstance(step, Replicated):
             try:
-                aone = async_node_client(client, step.key).pipeline(transaction=False)  # one connection
-                aone.execute_command(*step.command.args)
-                aone.execute_command("WAIT", step.replicas, step.timeout_ms)
-                first, acked = await aone.execute(raise_on_error=False)
-                if isinstance(first, Exception):
-                    raise first
-                reply = (first, int(acked))
+                reply = await _async_replicated(client, step)
             except redis.RedisError as exc:
                 error = exc
         elif isinstance(step, Sleep):
@@ -187,6 +181,81 @@ async def run_async(client: aredis.Redis, op: Op[R]) -> R:
     return cast(R, holder.value)
 
 
+REPLICATED_TRIES = 3
+"""Tries of a replicated write on a cluster whose topology moved (MOVED/ASK, or a node gone): the
+client re-reads the slot map between tries. Safe: every such write is idempotent."""
+
+
+def replicated(
+    client: redis.Redis, key: str, queue: Callable[[Any], Any], replicas: int, timeout_ms: int
+) -> tuple[list[Any], int]:
+    """Run what ``queue(pipe)`` adds to a pipeline, then ``WAIT replicas timeout_ms``, on one connection
+    of the node that owns ``key`` (the writes and the WAIT must share it); returns the replies and the
+    replicas that acknowledged. A reply that is an error is raised."""
+    for attempt in range(1, REPLICATED_TRIES + 1):
+        pipe = node_client(client, key).pipeline(transaction=False)
+        queue(pipe)
+        pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
+        try:
+            *replies, acked = pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if attempt == REPLICATED_TRIES or not _is_cluster_client(client):
+                raise
+            client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            continue
+        moved = any(isinstance(r, redis.exceptions.AskError) for r in replies)  # MovedError is one too
+        if moved and attempt < REPLICATED_TRIES and _is_cluster_client(client):
+            client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies, int(acked)
+    raise AssertionError("unreachable")
+
+
+async def _async_replicated(client: aredis.Redis, step: Replicated) -> tuple[Any, int]:
+    """:func:`replicated` for asyncio clients, for one command: on Redis Cluster the two commands go
+    down one connection of the key's node (``ClusterNode.execute_pipeline``)."""
+    for attempt in range(1, REPLICATED_TRIES + 1):
+        try:
+            if _is_cluster_client(client):
+                node = client.get_node_from_key(step.key)  # type: ignore[attr-defined]
+                wait = PipelineCommand(1, "WAIT", step.replicas, step.timeout_ms)
+                commands = [PipelineCommand(0, *step.command.args), wait]
+                await node.execute_pipeline(commands)
+                first, acked = commands[0].result, commands[1].result
+                for command in commands:
+                    if isinstance(command.result, (redis.ConnectionError, redis.TimeoutError)):
+                        raise command.result
+            else:
+                pipe = client.pipeline(transaction=False)
+                pipe.execute_command(*step.command.args)
+                pipe.execute_command("WAIT", step.replicas, step.timeout_ms)
+                first, acked = await pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if attempt == REPLICATED_TRIES or not _is_cluster_client(client):
+                raise
+            await client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            continue
+        if isinstance(first, redis.exceptions.AskError) and attempt < REPLICATED_TRIES:
+            await client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            continue
+        for result in (first, acked):
+            if isinstance(result, Exception):
+                raise result
+        return first, int(cast(int, acked))
+    raise AssertionError("unreachable")
+
+
+def _queue(command: Command, pipe: Any) -> None:
+    pipe.execute_command(*command.args)
+
+
+def _is_cluster_client(client: Any) -> bool:
+    return hasattr(client, "get_node_from_key")
+
+
 def node_client(client: redis.Redis, key: str) -> redis.Redis:
     """A client of the node that owns ``key``: ``client`` itself, or on Redis Cluster the node's own
     client (so a pipeline on it is one connection to that node)."""
@@ -195,23 +264,6 @@ def node_client(client: redis.Redis, key: str) -> redis.Redis:
         return client
     node = find(key)
     return cast(redis.Redis, node.redis_connection)
-
-
-_ASYNC_NODES: dict[tuple[int, str, int], aredis.Redis] = {}
-
-
-def async_node_client(client: aredis.Redis, key: str) -> aredis.Redis:
-    """:func:`node_client` for asyncio: a plain client per cluster node, made once per cluster client."""
-    find = getattr(client, "get_node_from_key", None)
-    if find is None:
-        return client
-    node = find(key)
-    cache_key = (id(client), node.host, node.port)
-    if cache_key not in _ASYNC_NODES:
-        wanted = ("username", "password", "db", "socket_timeout", "socket_connect_timeout", "ssl")
-        options = {k: v for k, v in node.connection_kwargs.items() if k in wanted}
-        _ASYNC_NODES[cache_key] = aredis.Redis(host=node.host, port=node.port, **options)
-    return _ASYNC_NODES[cache_key]
 
 
 def quiet(op: Op[R]) -> Op[R]:
