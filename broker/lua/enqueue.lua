@@ -74,6 +74,9 @@ end
 if not nseg or nseg < 1 or #ARGV ~= 8 + 3 * nseg then
   return badargs('segment count does not match arguments')
 end
+if nseg > K.max_segments then
+  return badargs('a request has at most ' .. K.max_segments .. ' segments')
+end
 if #tenant > 64 or not tenant:find('^[A-Za-z0-9_%.%-]+$') then
   return badargs('tenant name must match ^[A-Za-z0-9_.-]{1,64}$')
 end
@@ -116,6 +119,9 @@ for i = 1, nseg do
   local payload = ARGV[8 + 3 * i]
   if #payload == 0 then
     return badargs('segment ' .. seq .. ': no payload')
+  end
+  if #payload > K.max_entry_bytes then  -- workers refuse it unread: no error frame could tell the listener
+    return badargs('segment ' .. seq .. ': payload over ' .. K.max_entry_bytes .. ' bytes')
   end
   local ok, rest, job = pcall(cmsgpack.unpack_one, payload)
   if not ok or rest ~= -1 or type(job) ~= 'table' then

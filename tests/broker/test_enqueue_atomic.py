@@ -288,6 +288,8 @@ CASES = [
     Case("chars beyond the cap", chars_error(1), mutate=seg(1, 1, "100001")),
     Case("chars empty", chars_error(0), mutate=seg(0, 1, "")),
     Case("payload empty", "BADARGS segment 1: no payload", mutate=seg(1, 2, b"")),
+    Case("payload over the entry limit", "BADARGS segment 1: payload over 8192 bytes",
+         mutate=seg(1, 2, lambda a: a[13] + b"\x00" * 8192)),
     Case("payload not msgpack", "BADARGS segment 1: payload is not one msgpack map", mutate=seg(1, 2, b"\xc1\xff")),
     Case("payload truncated", "BADARGS segment 0: payload is not one msgpack map",
          mutate=seg(0, 2, lambda a: a[10][:7])),

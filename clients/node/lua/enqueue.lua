@@ -3,7 +3,7 @@
 -- share, tenant policies and scheduler parameters. The three JSON documents are filled
 -- in from shared/constants.py (lua_constants), broker/policy.py (BUILTIN_DEFAULT) and
 -- broker/scheduler.py (SCHEDULER), so Python and Lua share one definition of each value.
-local K = cjson.decode([==[{"lanes":["rt","interactive","batch"],"wake_cap":64,"status":{"queued":"queued","running":"running","done":"done","failed":"failed","cancelled":"cancelled"},"segment":{"ok":"ok","error":"error","dropped":"dropped"}}]==])
+local K = cjson.decode([==[{"max_segments":2048,"max_entry_bytes":8192,"lanes":["rt","interactive","batch"],"wake_cap":64,"status":{"queued":"queued","running":"running","done":"done","failed":"failed","cancelled":"cancelled"},"segment":{"ok":"ok","error":"error","dropped":"dropped"}}]==])
 local DEFAULT_POLICY = cjson.decode([==[{"reject":false,"weight":1,"max_queued":100000,"max_inflight":0,"lanes":["rt","interactive","batch"]}]==])
 local CFG = cjson.decode([==[{"rate":60000,"quantum":1920000,"quantum_chars":32,"min_quantum":1000,"quantum_every_s":30,"ewma":16,"default_chars":32,"max_chars":100000,"batch_every":9,"visits":64,"repair_cap":10000,"bucket_s":10,"bucket_ttl_s":130}]==])
 
@@ -242,6 +242,9 @@ end
 if not nseg or nseg < 1 or #ARGV ~= 8 + 3 * nseg then
   return badargs('segment count does not match arguments')
 end
+if nseg > K.max_segments then
+  return badargs('a request has at most ' .. K.max_segments .. ' segments')
+end
 if #tenant > 64 or not tenant:find('^[A-Za-z0-9_%.%-]+$') then
   return badargs('tenant name must match ^[A-Za-z0-9_.-]{1,64}$')
 end
@@ -284,6 +287,9 @@ for i = 1, nseg do
   local payload = ARGV[8 + 3 * i]
   if #payload == 0 then
     return badargs('segment ' .. seq .. ': no payload')
+  end
+  if #payload > K.max_entry_bytes then  -- workers refuse it unread: no error frame could tell the listener
+    return badargs('segment ' .. seq .. ': payload over ' .. K.max_entry_bytes .. ' bytes')
   end
   local ok, rest, job = pcall(cmsgpack.unpack_one, payload)
   if not ok or rest ~= -1 or type(job) ~= 'table' then

@@ -200,8 +200,12 @@ DEFAULT_SAMPLE_RATE = 24_000
 
 def lua_constants() -> str:
     """The values the Lua scripts share with Python, as one JSON object (see ``prelude.lua``)."""
+    from chorus_client.protocol import MAX_ENTRY_BYTES, MAX_SEGMENTS  # it imports this module
+
     return json.dumps(
         {
+            "max_segments": MAX_SEGMENTS,
+            "max_entry_bytes": MAX_ENTRY_BYTES,
             "lanes": list(LANES),
             "wake_cap": WAKE_LIST_CAP,
             "status": {s.name.lower(): s.value for s in RequestStatus},
