@@ -697,6 +697,27 @@ class EmbeddedCluster:
                     return self._by_id(node_id)
         raise RedisUnavailable(self.safe_url, f"no running node knows who serves slot {slot}")
 
+    def migrate_slot(self, slot: int, target: ClusterNode, *, batch: int = 10, pause_s: float = 0.0) -> int:
+        """Move ``slot`` (and its keys) from its master to ``target``, a live resharding as
+        ``redis-cli --cluster reshard`` does it: IMPORTING / MIGRATING, MIGRATE ``batch`` keys at a time
+        (``pause_s`` between batches, so clients meet ASK and TRYAGAIN meanwhile), then SETSLOT NODE on
+        every master. Returns the keys moved."""
+        source = self.master_of(slot)
+        if source is target:
+            return 0
+        src, dst = source.client(), target.client()
+        _cmd(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        _cmd(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        moved = 0
+        while keys := _cmd(src, "CLUSTER", "GETKEYSINSLOT", slot, batch):
+            _cmd(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "AUTH", self._password, "KEYS", *keys)
+            moved += len(keys)
+            if pause_s:
+                time.sleep(pause_s)
+        for node in self.masters():
+            _cmd(node.client(), "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+        return moved
+
     def _by_id(self, node_id: str) -> ClusterNode:
         for node in self.nodes:
             if node.node_id == node_id:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -196,3 +197,41 @@ def test_durable_enqueues_from_both_clients_on_the_cluster(cluster: EmbeddedClus
         await aclient.redis.aclose()
 
     asyncio.run(main())
+
+
+def test_a_live_slot_migration_loses_and_doubles_nothing() -> None:
+    """The shard's slot moves to another master (IMPORTING/MIGRATING, keys in small batches, then
+    SETSLOT NODE) while requests are enqueued and served: every accepted request is heard whole and
+    once, and the queue lives on the new master afterwards."""
+    with EmbeddedCluster() as c:
+        r = sync_client(RedisSettings.from_dsn(c.url))
+        worker = start_worker(c.url, "migrating-w", partial(paced_engine, 2, 0.01), paced_config(5.0))
+        try:
+            wait_for_workers(r, Keys(), 1, procs=[worker])
+            producer, accepted, stop = Producer(r), [], threading.Event()
+
+            def flow() -> None:
+                p = Producer(sync_client(RedisSettings.from_dsn(c.url)))
+                while not stop.is_set():
+                    try:
+                        accepted.append(p.enqueue("你好，世界！", tenant="mig").request_id)
+                    except Exception:  # a refusal during the move is the producer's to retry
+                        time.sleep(0.02)
+
+            accepted += [producer.enqueue("你好，世界！", tenant=f"t{i % 3}").request_id for i in range(10)]
+            loader = threading.Thread(target=flow, daemon=True)
+            loader.start()
+            slot = key_slot(b"{s0}")
+            source = c.master_of(slot)
+            target = next(n for n in c.masters() if n is not source)
+            moved = c.migrate_slot(slot, target, batch=3, pause_s=0.05)
+            time.sleep(0.5)
+            stop.set()
+            loader.join(10)
+            assert moved > 0 and c.master_of(slot) is target
+            for rid in accepted:
+                heard = [(f.segment, f.index) for f in Subscriber(r).frames(rid, timeout_s=60)]
+                assert heard == sorted(set(heard)) and {s for s, _ in heard} == {0, 1}, rid
+            assert worker.is_alive()
+        finally:
+            stop_processes([worker])
