@@ -25,7 +25,7 @@ from functools import partial
 import redis
 from redis.crc import key_slot
 
-from bench.common import pct
+from bench.common import pct, throughput
 from broker.producer import Producer
 from chorus.testing import null_engine, paced_config, paced_engine, start_workers, stop_processes, wait_for_workers
 from chorus_client.constants import Durability
@@ -35,20 +35,6 @@ from shared.config import RedisSettings
 from shared.connection import sync_client
 from shared.embedded import EmbeddedCluster, EmbeddedRedis
 from workers.worker import WorkerConfig
-
-MANY = "，".join(["你好"] * 10) + "。"  # 10 segments per request
-
-
-def throughput(r: redis.Redis, n: int, durability: Durability) -> tuple[float, float]:
-    """(end-to-end segments/s, enqueue-alone segments/s): n segments in requests of 10 over 8 tenants."""
-    producer, keys = Producer(r, durability=durability), Keys()
-    t0 = time.perf_counter()
-    ids = [producer.enqueue(MANY, tenant=f"t{i % 8}").request_id for i in range(n // 10)]
-    enq_s = time.perf_counter() - t0
-    for rid in ids:
-        while r.hget(keys.request(rid), "status") != b"done":
-            time.sleep(0.001)
-    return n / (time.perf_counter() - t0), n / enq_s
 
 
 def first_frame(r: redis.Redis, n: int, durability: Durability) -> list[float]:

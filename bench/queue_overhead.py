@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from bench.common import summary
+from bench.common import summary, throughput
 from broker.producer import Producer
 from chorus.testing import null_engine, start_workers, stop_processes, wait_for_workers
 from chorus_client.keys import Keys
@@ -60,23 +60,6 @@ def first_frame_latency(r: redis.Redis, n: int) -> list[float]:
     return out
 
 
-MANY = "，".join(["你好"] * 10) + "。"  # 10 segments per request
-
-
-def throughput(r: redis.Redis, n: int) -> float:
-    """Segments/s end to end: n segments in requests of 10, over 8 tenants."""
-    producer, keys = Producer(r), Keys()
-    t0 = time.perf_counter()
-    ids = [producer.enqueue(MANY, tenant=f"t{i % 8}").request_id for i in range(n // 10)]
-    enq_s = time.perf_counter() - t0
-    for rid in ids:
-        while r.hget(keys.request(rid), "status") != b"done":
-            time.sleep(0.001)
-    total = time.perf_counter() - t0
-    print(f"  enqueue alone: {n / enq_s:,.0f} segments/s from one producer process")
-    return n / total
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
@@ -100,7 +83,8 @@ def main() -> None:
             server.url, args.workers, null_engine, WorkerConfig(claim_count=args.claim), prefix="null-"
         )
         wait_for_workers(r, Keys(), args.workers, procs=procs)
-        rate = throughput(r, args.throughput)
+        rate, enqueue_rate = throughput(r, args.throughput)
+        print(f"  enqueue alone: {enqueue_rate:,.0f} segments/s from one producer process")
         print(f"throughput: {rate:,.0f} segments/s end to end ({args.workers} workers, claim {args.claim})")
         stop_processes(procs)
 

@@ -104,12 +104,12 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         """The URL with the password, for building clients; never for display (see :attr:`safe_url`)."""
-        return f"redis://:{quote(self._password, safe='')}@127.0.0.1:{self.port}/0"
+        return _loopback_url(self.port, self._password)
 
     @property
     def safe_url(self) -> str:
         """The URL with the password masked, for logs and messages."""
-        return f"redis://:***@127.0.0.1:{self.port}/0"
+        return _loopback_url(self.port, None)
 
     def __repr__(self) -> str:
         return f"EmbeddedRedis({self.safe_url}, binary={self.binary!r}, appendonly={self.appendonly})"
@@ -228,11 +228,11 @@ class ClusterNode:
     @property
     def url(self) -> str:
         """This node's URL with the password (a plain client: it answers MOVED for others' slots)."""
-        return f"redis://:{quote(self._password, safe='')}@127.0.0.1:{self.port}/0"
+        return _loopback_url(self.port, self._password)
 
     @property
     def safe_url(self) -> str:
-        return f"redis://:***@127.0.0.1:{self.port}/0"
+        return _loopback_url(self.port, None)
 
     @property
     def log_path(self) -> Path:
@@ -787,3 +787,9 @@ class EmbeddedCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _loopback_url(port: int, password: str | None) -> str:
+    """``redis://`` on 127.0.0.1 with ``password`` (percent-encoded), or masked when None."""
+    secret = "***" if password is None else quote(password, safe="")
+    return f"redis://:{secret}@127.0.0.1:{port}/0"
