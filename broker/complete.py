@@ -124,10 +124,7 @@ class Completions:
         ]
         if replicas:  # durable: the script and WAIT on one connection of the shard's node
             queue = partial(self._queue_complete, key_list, args)
-            replies, acked = replicated(self._r, key_list[0], queue, replicas, REPLICA_TIMEOUT_MS)
-            if acked < replicas:
-                raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged a completion")
-            reply = replies[0]
+            reply = replicated(self._r, key_list[0], queue, replicas, REPLICA_TIMEOUT_MS)[0]
         else:
             reply = self._complete(keys=key_list, args=args)
         done, segments, failed, status = reply

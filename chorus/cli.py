@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS, LANES, Durability, Lane
-from shared.config import RedisSettings
+from shared.config import RedisSettings, durability_from_env
 from shared.connection import check_eviction, sync_client, translate
 from shared.errors import ChorusError, ConfigError, error_kind
 
@@ -26,6 +26,11 @@ def _redis(args: argparse.Namespace, *, required: bool = True) -> RedisSettings 
     if settings is None and required:
         raise ConfigError("no Redis given: pass --redis redis://host:6379/0 or set CHORUS_REDIS_URL")
     return settings
+
+
+def _durability(args: argparse.Namespace) -> Durability:
+    """``--durability``, else ``$CHORUS_DURABILITY`` (ConfigError for a value that is neither)."""
+    return Durability(args.durability) if args.durability else durability_from_env()
 
 
 def _text(value: str) -> str:
@@ -74,7 +79,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         reserve=args.reserve,
         lease_s=args.lease,
         max_attempts=args.max_attempts,
-        durability=Durability(args.durability),
+        durability=_durability(args),
     )
     if args.name:
         config.name = args.name
@@ -93,7 +98,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     settings = _redis(args)
     assert settings is not None
-    res = Producer(sync_client(settings), durability=Durability(args.durability)).enqueue(
+    res = Producer(sync_client(settings), durability=_durability(args)).enqueue(
         _text(args.text), tenant=args.tenant, voice=args.voice, priority=args.priority, speed=args.speed
     )
     print(res.request_id)
@@ -181,7 +186,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         cors_origins=tuple(origins),
         metrics_token=args.metrics_token or os.environ.get("CHORUS_METRICS_TOKEN") or None,
         limits=dataclasses.replace(limits, **overrides),
-        durability=Durability(args.durability),
+        durability=_durability(args),
     )
     check_eviction(sync_client(settings), allow=args.allow_eviction)
     app = create_app(config)
@@ -297,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--durability",
             choices=[d.value for d in Durability],
-            default=os.environ.get("CHORUS_DURABILITY", Durability.NONE.value),
+            default=None,
             help="replica: writes count once a replica has them (WAIT), so a master's death loses "
             "nothing accepted; default none, or $CHORUS_DURABILITY",
         )

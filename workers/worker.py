@@ -494,9 +494,7 @@ class Worker:
         if not replicas:
             return
         key = self.keys.audio(rid)
-        _, acked = replicated(self._r, key, lambda pipe: pipe.expire(key, ttl_s), replicas, REPLICA_TIMEOUT_MS)
-        if acked < replicas:
-            raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged audio of {rid}")
+        replicated(self._r, key, lambda pipe: pipe.expire(key, ttl_s), replicas, REPLICA_TIMEOUT_MS)
 
     def _lost(self, rid: str) -> None:
         """The request's metadata vanished while this segment was served (a FLUSHALL, a restart

@@ -70,8 +70,8 @@ class Transaction:
 @dataclass(frozen=True)
 class Replicated:
     """``command``, then ``WAIT replicas timeout_ms`` on the same connection to the node that owns
-    ``key``: the reply is ``(command's reply, replicas that acknowledged)``. For writes that must
-    survive the master's death (``durability="replica"``)."""
+    ``key``: the reply is the command's; fewer replicas than asked raise ``NOREPLICAS``. For writes
+    that must survive the master's death (``durability="replica"``)."""
 
     command: Command
     key: str
@@ -119,10 +119,8 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
                 error = exc
         elif isinstance(step, Replicated):
             try:
-                replies, acked = replicated(
-                    client, step.key, partial(_queue, step.command), step.replicas, step.timeout_ms
-                )
-                reply = (replies[0], acked)
+                replies = replicated(client, step.key, partial(_queue, step.command), step.replicas, step.timeout_ms)
+                reply = replies[0]
             except redis.RedisError as exc:
                 error = exc
         elif isinstance(step, Sleep):
@@ -186,12 +184,10 @@ REPLICATED_TRIES = 3
 client re-reads the slot map between tries. Safe: every such write is idempotent."""
 
 
-def replicated(
-    client: redis.Redis, key: str, queue: Callable[[Any], Any], replicas: int, timeout_ms: int
-) -> tuple[list[Any], int]:
+def replicated(client: redis.Redis, key: str, queue: Callable[[Any], Any], replicas: int, timeout_ms: int) -> list[Any]:
     """Run what ``queue(pipe)`` adds to a pipeline, then ``WAIT replicas timeout_ms``, on one connection
-    of the node that owns ``key`` (the writes and the WAIT must share it); returns the replies and the
-    replicas that acknowledged. A reply that is an error is raised."""
+    of the node that owns ``key`` (the writes and the WAIT must share it); returns the replies. A reply
+    that is an error is raised; fewer replicas than asked raise :func:`no_replicas`."""
     for attempt in range(1, REPLICATED_TRIES + 1):
         pipe = node_client(client, key).pipeline(transaction=False)
         queue(pipe)
@@ -210,11 +206,12 @@ def replicated(
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        return replies, int(acked)
+        _check_replicas(int(acked), replicas, key, timeout_ms)
+        return replies
     raise AssertionError("unreachable")
 
 
-async def _async_replicated(client: aredis.Redis, step: Replicated) -> tuple[Any, int]:
+async def _async_replicated(client: aredis.Redis, step: Replicated) -> Any:
     """:func:`replicated` for asyncio clients, for one command: on Redis Cluster the two commands go
     down one connection of the key's node (``ClusterNode.execute_pipeline``)."""
     for attempt in range(1, REPLICATED_TRIES + 1):
@@ -244,8 +241,16 @@ async def _async_replicated(client: aredis.Redis, step: Replicated) -> tuple[Any
         for result in (first, acked):
             if isinstance(result, Exception):
                 raise result
-        return first, int(cast(int, acked))
+        _check_replicas(int(cast(int, acked)), step.replicas, step.key, step.timeout_ms)
+        return first
     raise AssertionError("unreachable")
+
+
+def _check_replicas(acked: int, replicas: int, key: str, timeout_ms: int) -> None:
+    """``NOREPLICAS`` (a ``redis.ResponseError`` that :func:`~chorus_client.outage.server_state`
+    classifies as an outage) when fewer than ``replicas`` acknowledged the writes to ``key``."""
+    if acked < replicas:
+        raise redis.ResponseError(f"NOREPLICAS {acked} of {replicas} replicas acknowledged {key} in {timeout_ms} ms")
 
 
 def _queue(command: Command, pipe: Any) -> None:

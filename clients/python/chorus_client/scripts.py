@@ -82,14 +82,9 @@ class ScriptSpec:
             except redis.exceptions.NoScriptError:
                 return (yield evaluate)
         try:
-            reply, acked = yield Replicated(evalsha, key_list[0], replicas, timeout_ms)
+            return (yield Replicated(evalsha, key_list[0], replicas, timeout_ms))
         except redis.exceptions.NoScriptError:
-            reply, acked = yield Replicated(evaluate, key_list[0], replicas, timeout_ms)
-        if acked < replicas:
-            raise redis.ResponseError(
-                f"NOREPLICAS {acked} of {replicas} replicas acknowledged {self.name} within {timeout_ms} ms"
-            )
-        return reply
+            return (yield Replicated(evaluate, key_list[0], replicas, timeout_ms))
 
 
 def _same(script: str, what: str, declared: tuple[str, ...], given: Mapping[str, Any]) -> None:
