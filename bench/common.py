@@ -36,6 +36,6 @@ def throughput(r: redis.Redis, n: int, durability: Durability = Durability.NONE)
     ids = [producer.enqueue(MANY, tenant=f"t{i % 8}").request_id for i in range(n // 10)]
     enq_s = time.perf_counter() - t0
     for rid in ids:
-        while r.hget(keys.request(rid), "status") != b"done":
+        while r.hget(keys.for_request(rid).request(rid), "status") != b"done":
             time.sleep(0.001)
     return n / (time.perf_counter() - t0), n / enq_s

@@ -60,6 +60,9 @@ class Claims:
         self.keys = keys or Keys()
         self._claim = client.register_script(script_source(CLAIM))
         self._admit = client.register_script(script_source(ADMIT))
+        self.weight = 0
+        """The shard's weight as the last claim reported it: the sum of the weights of the tenants it
+        can serve now (``lua/claim.lua``); a worker serving several shards divides its time by it."""
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block up to ``timeout_s`` seconds until an enqueue wakes us (True) or the timeout passes (False)."""
@@ -87,7 +90,8 @@ class Claims:
                 keys=[k.depth(), k.active(), k.active_set(), k.tenants(), k.drr(), k.fresh(), k.leases()],
                 args=[k.queue_prefix(), GROUP, consumer, count - len(out), workers, reserve, 0, lease_ms],
             )
-            for i in range(1, len(flat), 6):
+            self.weight = int(flat[1])
+            for i in range(2, len(flat), 6):
                 stream, entry_id, fields, tenant, lane, cost_us = flat[i : i + 6]
                 out.append(
                     Claimed(

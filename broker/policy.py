@@ -4,7 +4,8 @@ Plain values with their JSON form, and nothing that talks to Redis: the Lua prel
 (:mod:`broker.scripts`) embeds :data:`BUILTIN_DEFAULT`, and :mod:`broker.tenants`
 reads and writes policies in the shard's ``tenants`` hash. The JSON shape, shared with
 the scripts and documented in ``docs/PROTOCOL.md``, is
-``{"weight", "max_queued", "max_inflight", "lanes"}``, plus ``"reject"`` for the
+``{"weight", "max_queued", "max_inflight", "lanes"}``, plus ``"shard"`` for a tenant
+placed outside its home shard (:mod:`broker.placement`) and ``"reject"`` for the
 default policy (field ``*``).
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from chorus_client.constants import LANES
+from chorus_client.keys import validate_shard
 from shared.errors import ConfigError
 
 __all__ = [
@@ -44,6 +46,9 @@ class TenantPolicy:
     lanes: tuple[str, ...] = LANES
     """Lanes the tenant may use, kept in claim order. Without ``rt``, first segments queue as
     ``interactive``."""
+    shard: str | None = None
+    """The shard the tenant lives in, when it is not its home shard (or is pinned there): in that
+    shard the entry is the tenant's policy, in any other it is a forward (``WRONGSHARD``)."""
 
     def __post_init__(self) -> None:
         for name in ("weight", "max_queued", "max_inflight"):
@@ -61,15 +66,21 @@ class TenantPolicy:
         if not lanes:
             raise ConfigError("a tenant needs at least one lane")
         object.__setattr__(self, "lanes", tuple(lane for lane in LANES if lane in lanes))
+        if self.shard is not None:
+            validate_shard(self.shard)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object the scripts read: ``{"weight", "max_queued", "max_inflight", "lanes"}``."""
-        return {
+        """The JSON object the scripts read: ``{"weight", "max_queued", "max_inflight", "lanes"}``, and
+        ``"shard"`` when set."""
+        out: dict[str, Any] = {
             "weight": self.weight,
             "max_queued": self.max_queued,
             "max_inflight": self.max_inflight,
             "lanes": list(self.lanes),
         }
+        if self.shard is not None:
+            out["shard"] = self.shard
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))

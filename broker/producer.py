@@ -17,8 +17,8 @@ import redis
 import redis.asyncio as aredis
 
 from broker.policy import DEFAULT_FIELD, effective_policy
-from chorus_client.constants import Durability
-from chorus_client.drive import run_async, run_sync
+from chorus_client.constants import MAX_SHARD_HOPS, Durability
+from chorus_client.drive import Op, run_async, run_sync
 from chorus_client.enqueue import (
     MAX_SPEED,
     MIN_SPEED,
@@ -32,9 +32,10 @@ from chorus_client.enqueue import (
     service_rate,
 )
 from chorus_client.enqueue import prepare as prepare_with_voice
-from chorus_client.errors import RequestTooLarge
+from chorus_client.errors import RequestTooLarge, TenantMoved
 from chorus_client.keys import Keys, validate_tenant
 from chorus_client.outage import client_url, translate
+from chorus_client.placement import Placement, placed
 from chorus_client.rates import retry_after
 from models.catalog import Catalog, load_catalog
 from shared.config import durability_from_env
@@ -91,8 +92,10 @@ class Producer:
     ) -> None:
         self._r = client
         self.keys = keys or Keys()
-        self.catalog = catalog or load_catalog()
         self._url = client_url(client)
+        self.placement = Placement(self.keys, url=self._url)
+        """Where tenants live: the request goes to the tenant's shard (:mod:`chorus_client.placement`)."""
+        self.catalog = catalog or load_catalog()
         self.durability = durability or durability_from_env()
         """``replica``: an enqueue returns once a replica has the request (``$CHORUS_DURABILITY``)."""
 
@@ -105,8 +108,15 @@ class Producer:
         tenant's policy refuses it (nothing is written then); a Redis failure as a translated
         :class:`~shared.errors.ChorusError` (lost connections and timeouts are retried first).
         """
-        req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
-        return run_sync(self._r, enqueue(req, self.keys, url=self._url, replicas=self.durability.replicas))
+
+        def attempt(keys: Keys) -> Op[EnqueueResult]:
+            req = prepare(text, tenant=tenant, keys=keys, catalog=self.catalog, **options)
+            return (yield from enqueue(req, keys, url=self._url, replicas=self.durability.replicas))
+
+        rid = options.get("request_id")
+        if rid is not None:  # it names its shard
+            return run_sync(self._r, attempt(self.keys.for_request(rid)))
+        return run_sync(self._r, placed(self.placement, tenant, attempt))
 
 
 class AsyncProducer:
@@ -122,16 +132,17 @@ class AsyncProducer:
     ) -> None:
         self._r = client
         self.keys = keys or Keys()
-        self.catalog = catalog or load_catalog()
         self._url = client_url(client)
+        self.placement = Placement(self.keys, url=self._url)
+        self.catalog = catalog or load_catalog()
         self.durability = durability or durability_from_env()
         self._long: dict[str, list[Any]] = {}
         """Per tenant: [lock, callers using it]: long texts are segmented one at a time per tenant."""
 
-    async def _room_for(self, tenant: str, text: str | list[str]) -> None:
-        """QueueFull (or RequestTooLarge) at once when the text cannot fit the tenant's queue, judged by a
-        lower bound of its segment count, before paying for segmentation (the script checks again, exactly)."""
-        k = self.keys
+    async def _room_for(self, k: Keys, tenant: str, text: str | list[str]) -> None:
+        """QueueFull (or RequestTooLarge) at once when the text cannot fit the tenant's queue (in shard
+        ``k``), judged by a lower bound of its segment count, before paying for segmentation (the script
+        checks again, exactly)."""
         pipe = self._r.pipeline(transaction=False)
         pipe.hget(k.depth(), tenant)
         pipe.hmget(k.tenants(), [tenant, DEFAULT_FIELD])
@@ -144,7 +155,7 @@ class AsyncProducer:
         if limit > 0 and least > limit:
             raise RequestTooLarge(tenant, limit, least)
         if limit > 0 and depth + least > limit:
-            rate = await run_async(self._r, service_rate(self.keys, tenant))
+            rate = await run_async(self._r, service_rate(k, tenant))
             requested = max(1, least)
             raise QueueFull(tenant, limit, depth, requested, retry_after(limit, depth, requested, rate))
 
@@ -152,6 +163,23 @@ class AsyncProducer:
         """As :meth:`Producer.enqueue`. A long text is segmented in a worker thread, never on the event
         loop, one at a time per tenant, and only once a look at the tenant's queue says it may fit: a
         tenant flooding long texts into a full queue costs a hash read each, not a segmentation."""
+        rid = options.get("request_id")
+        if rid is not None:  # it names its shard
+            return await self._enqueue_in(self.keys.for_request(rid), text, tenant, options)
+        moved: TenantMoved | None = None
+        for _ in range(MAX_SHARD_HOPS + 1):
+            keys = await run_async(self._r, self.placement.keys_for(tenant))
+            try:
+                return await self._enqueue_in(keys, text, tenant, options)
+            except TenantMoved as exc:  # a forward entry: the tenant lives in exc.shard
+                moved = exc
+                self.placement.learn(tenant, exc.shard)
+        assert moved is not None
+        raise moved
+
+    async def _enqueue_in(
+        self, keys: Keys, text: str | list[str], tenant: str, options: dict[str, Any]
+    ) -> EnqueueResult:
         size = len(text) if isinstance(text, str) else sum(len(t) for t in text if isinstance(t, str))
         if size > INLINE_PREPARE_CHARS:
             validate_tenant(tenant)
@@ -159,14 +187,14 @@ class AsyncProducer:
             slot[1] += 1
             try:
                 async with slot[0]:
-                    await self._room_for(tenant, text)
+                    await self._room_for(keys, tenant, text)
                     req = await asyncio.to_thread(
-                        prepare, text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options
+                        prepare, text, tenant=tenant, keys=keys, catalog=self.catalog, **options
                     )
             finally:
                 slot[1] -= 1
                 if not slot[1]:
                     del self._long[tenant]
         else:
-            req = prepare(text, tenant=tenant, keys=self.keys, catalog=self.catalog, **options)
-        return await run_async(self._r, enqueue(req, self.keys, url=self._url, replicas=self.durability.replicas))
+            req = prepare(text, tenant=tenant, keys=keys, catalog=self.catalog, **options)
+        return await run_async(self._r, enqueue(req, keys, url=self._url, replicas=self.durability.replicas))

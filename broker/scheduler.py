@@ -73,6 +73,10 @@ class SchedulerParams:
     """Width of the time buckets behind the last-minute statistics (``complete.lua`` writes them,
     :mod:`chorus_client.rates` sums them)."""
     bucket_ttl_s: int = STATS_BUCKET_TTL_S
+    weigh_ms: int = 250
+    """How often (at most) ``claim.lua`` recounts the shard's weight, the sum of the weights of the
+    tenants it can serve now (ring and fresh list), which it hands to workers serving several
+    shards (:mod:`broker.picker`)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from broker.placement import Shards
 from broker.policy import TenantPolicy
 from broker.tenants import Tenants
 from chorus_client.constants import LANES
@@ -48,7 +49,9 @@ class TenantStats:
     parked: bool
     lanes: dict[str, LaneStats] = field(default_factory=dict)
     share: float = 0.0
-    """This tenant's part of all worker time in the last minute (0..1)."""
+    """This tenant's part of all worker time in the last minute (0..1), over every shard."""
+    shards: list[str] = field(default_factory=list)
+    """The shards it has state in: one, or two while a move drains."""
 
     @property
     def queued(self) -> int:
@@ -68,15 +71,21 @@ class TenantStats:
 
 
 class Stats:
+    """Per-tenant statistics over every shard of the deployment (a tenant with work in two shards,
+    while a move drains, has its lanes summed and both shards named)."""
+
     def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
         self._r = client
         self.keys = keys or Keys()
 
-    def recent(self, now: float | None = None) -> tuple[dict[tuple[str, str], tuple[int, float]], float]:
-        """(tenant, lane) -> (segments, worker seconds) over the last minute, and the span in seconds."""
-        keys, span = window(self.keys, now)
+    def recent(
+        self, now: float | None = None, keys: Keys | None = None
+    ) -> tuple[dict[tuple[str, str], tuple[int, float]], float]:
+        """(tenant, lane) -> (segments, worker seconds) over the last minute in one shard (``keys``,
+        default this one's), and the span in seconds."""
+        names, span = window(keys or self.keys, now)
         pipe = self._r.pipeline(transaction=False)
-        for key in keys:
+        for key in names:
             pipe.hgetall(key)
         acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
         for bucket in pipe.execute():
@@ -92,44 +101,92 @@ class Stats:
         return {k: (int(v[0]), v[1]) for k, v in acc.items()}, span
 
     def service_rate(self, tenant: str) -> float:
-        """Segments per second completed for the tenant over the last minute."""
-        keys, span = window(self.keys)
+        """Segments per second completed for the tenant over the last minute, in the shard it lives in."""
+        keys = self.keys.of_shard(Shards(self._r, self.keys).locate(tenant))
+        names, span = window(keys)
         pipe = self._r.pipeline(transaction=False)
-        for key in keys:
+        for key in names:
             pipe.hgetall(key)
         return tenant_rate(pipe.execute(), tenant, span)
 
     def snapshot(self, tenants: list[str] | None = None) -> list[TenantStats]:
-        """Statistics of the named tenants, or of every tenant configured, queued, in flight or recently served."""
-        k, r = self.keys, self._r
-        admin = Tenants(r, k)
+        """Statistics of the named tenants, or of every tenant configured, queued, in flight or recently
+        served, in every shard."""
+        admin = Tenants(self._r, self.keys)
         policies = admin.all()
         default = admin.default().policy
+        merged: dict[str, TenantStats] = {}
+        total_recent = 0.0
+        for k in admin.shards.all_keys():
+            home = admin.shards.tenants_in(k.shard)
+            for ts in self._shard_snapshot(k, policies, default, tenants, home):
+                total_recent += ts.recent_s
+                present = (
+                    ts.tenant in home
+                    or ts.queued
+                    or ts.inflight
+                    or ts.recent
+                    or ts.parked
+                    or any(lane.served for lane in ts.lanes.values())
+                )
+                have = merged.setdefault(ts.tenant, ts)
+                if have is ts:
+                    ts.shards = [k.shard] if present else []
+                    continue
+                if present:
+                    have.shards.append(k.shard)
+                have.parked = have.parked or ts.parked
+                have.deficit_ms += ts.deficit_ms
+                for lane, add in ts.lanes.items():
+                    mine = have.lanes[lane]
+                    mine.queued += add.queued
+                    mine.inflight += add.inflight
+                    mine.served += add.served
+                    mine.served_s += add.served_s
+                    mine.recent += add.recent
+                    mine.recent_s += add.recent_s
+        out = [merged[name] for name in sorted(merged)]
+        for ts in out:
+            ts.share = ts.recent_s / total_recent if total_recent else 0.0
+        return out
+
+    def _shard_snapshot(
+        self,
+        k: Keys,
+        policies: dict[str, TenantPolicy],
+        default: TenantPolicy,
+        tenants: list[str] | None,
+        home: set[str],
+    ) -> list[TenantStats]:
+        """The tenants of one shard: the named ones, or every one it has a policy (``home``) or state for."""
+        r = self._r
         depth = {as_str(name): int(v) for name, v in r.hgetall(k.depth()).items()}
         drr = {as_str(name): v for name, v in r.hgetall(k.drr()).items()}
-        recent, _ = self.recent()
+        recent, _ = self.recent(keys=k)
+        served = r.hgetall(k.served())
         if tenants is None:
-            names = set(policies)
+            names = set(home)
             names |= {n for n in depth if ":" not in n}
             names |= {n.rsplit(":", 1)[0] for n, v in drr.items() if n.endswith(":f") and int(v) > 0}
             names |= {t for t, _ in recent}
-            tenants = sorted(names)
-        served = r.hgetall(k.served())
+            names |= {p[0] for p in (split_field(f if isinstance(f, bytes) else f.encode()) for f in served) if p}
+            chosen = sorted(names)
+        else:
+            chosen = tenants
         pipe = r.pipeline(transaction=False)
-        for tenant in tenants:
+        for tenant in chosen:
             for lane in LANES:
                 pipe.exists(k.queue(tenant, lane))
         exists = pipe.execute()
         pipe = r.pipeline(transaction=False)
         probes: list[tuple[str, str]] = []
-        for i, (tenant, lane) in enumerate((t, lane) for t in tenants for lane in LANES):
+        for i, (tenant, lane) in enumerate((t, lane) for t in chosen for lane in LANES):
             if exists[i]:
                 pipe.xpending(k.queue(tenant, lane), GROUP)
                 probes.append((tenant, lane))
         pending = dict(zip(probes, (p["pending"] for p in pipe.execute()), strict=True))
         out: list[TenantStats] = []
-        total_recent = sum(s for _, s in recent.values()) or 0.0
-        for tenant in tenants:
+        for tenant in chosen:
             ts = TenantStats(
                 tenant,
                 policies.get(tenant, default),
@@ -138,7 +195,7 @@ class Stats:
                 parked=f"{tenant}:p" in drr,
             )
             for lane in LANES:
-                n, s = recent.get((tenant, lane), (0, 0.0))
+                n, secs = recent.get((tenant, lane), (0, 0.0))
                 ts.lanes[lane] = LaneStats(
                     lane,
                     queued=depth.get(f"{tenant}:{lane}", 0),
@@ -146,8 +203,7 @@ class Stats:
                     served=int(served.get(f"{tenant}:{lane}:n".encode(), 0)),
                     served_s=int(served.get(f"{tenant}:{lane}:us".encode(), 0)) / 1e6,
                     recent=n,
-                    recent_s=s,
+                    recent_s=secs,
                 )
-            ts.share = ts.recent_s / total_recent if total_recent else 0.0
             out.append(ts)
         return out

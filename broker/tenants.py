@@ -1,8 +1,9 @@
 """Tenant policies stored in Redis: read, set and delete them (the ``chorus tenants`` commands).
 
-Policies live in the shard's ``tenants`` hash as JSON (field ``<tenant>``); the
-field ``*`` holds the policy for tenants that have none of their own, which can
-also reject them. The Lua scripts read the same hash, so a change applies to the
+Policies live in the ``tenants`` hash of the shard the tenant lives in, as JSON
+(field ``<tenant>``; :mod:`broker.placement` says which shard); the field ``*``,
+the same in every shard, holds the policy for tenants that have none of their own,
+which can also reject them. The Lua scripts read the same hash, so a change applies to the
 next enqueue and the next claim on every machine; lowering a cap never touches
 work already queued or in flight. The policy values themselves, and the built-in
 default, are in :mod:`broker.policy`.
@@ -16,6 +17,7 @@ from typing import Any
 
 import redis
 
+from broker.placement import Shards
 from broker.policy import (
     BUILTIN_DEFAULT,
     DEFAULT_FIELD,
@@ -23,8 +25,7 @@ from broker.policy import (
     TenantPolicy,
     effective_policy,
 )
-from broker.scripts import POLICY, script_source
-from chorus_client.keys import Keys, validate_tenant
+from chorus_client.keys import Keys, home_shard, validate_tenant
 from shared.connection import as_str
 
 __all__ = ["Tenants"]
@@ -33,6 +34,10 @@ __all__ = ["Tenants"]
 class Tenants:
     """Read and change tenant policies (the ``chorus tenants`` commands use this).
 
+    A tenant's policy lives in the shard the tenant lives in (:meth:`Shards.locate
+    <broker.placement.Shards.locate>`); the default policy is written to every shard. A policy
+    whose ``shard`` names another shard than the tenant's moves the tenant there
+    (:meth:`Shards.move <broker.placement.Shards.move>`, without waiting for the drain).
     Tenant names must match the tenant grammar (:func:`chorus_client.keys.validate_tenant`): any other
     raises :class:`~shared.errors.UnknownTenant`. A change applies to the next enqueue and claim.
     """
@@ -40,16 +45,19 @@ class Tenants:
     def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
         self._r = client
         self.keys = keys or Keys()
-        self._script = client.register_script(script_source(POLICY))
-
-    def _write(self, name: str, raw: str) -> None:
-        """``lua/policy.lua``: set field ``name`` to ``raw`` ("" deletes it) and unpark the tenant."""
-        k = self.keys
-        self._script(keys=[k.tenants(), k.drr(), k.depth(), k.active(), k.active_set(), k.wake()], args=[name, raw])
+        self.shards = Shards(client, self.keys)
 
     def set(self, tenant: str, policy: TenantPolicy) -> TenantPolicy:
-        """Give the tenant its own policy (replacing any); returns it."""
-        self._write(validate_tenant(tenant), policy.to_json())
+        """Give the tenant its own policy (replacing any); returns it as stored."""
+        where = self.shards.locate(validate_tenant(tenant))
+        if policy.shard is not None and policy.shard != where:
+            self.shards.move(tenant, policy.shard, wait_s=0, policy=policy)
+            return policy
+        home = home_shard(tenant, self.shards.count())
+        if where != home:  # placed away from home: it keeps its pin, and home's forward follows
+            policy = replace(policy, shard=where)
+            self.shards.write(home, tenant, policy)
+        self.shards.write(where, tenant, policy)
         return policy
 
     def update(self, tenant: str, **changes: Any) -> TenantPolicy:
@@ -58,37 +66,45 @@ class Tenants:
         return self.set(tenant, replace(current, **changes))
 
     def delete(self, tenant: str) -> bool:
-        """Drop the tenant's own policy (the default applies again); whether it had one."""
+        """Drop the tenant's own policy and every forward to it (the default applies again, in its
+        home shard); whether it had a policy."""
         existed = self.get(tenant) is not None
-        self._write(validate_tenant(tenant), "")
+        validate_tenant(tenant)
+        for shard in self.shards.names():
+            self.shards.write(shard, tenant, None)
         return existed
 
     def get(self, tenant: str) -> TenantPolicy | None:
         """The tenant's own policy, or None when the default applies."""
-        raw = self._r.hget(self.keys.tenants(), validate_tenant(tenant))
-        return None if raw is None else TenantPolicy.from_dict(json.loads(raw))
+        where = self.shards.locate(validate_tenant(tenant))
+        return self.shards.entry(where, tenant)
 
     def effective(self, tenant: str) -> tuple[TenantPolicy, bool]:
         """The policy that applies to the tenant, and whether it is the tenant's own."""
-        own, default = self._r.hmget(self.keys.tenants(), [validate_tenant(tenant), DEFAULT_FIELD])
+        where = self.shards.locate(validate_tenant(tenant))
+        own, default = self._r.hmget(self.keys.of_shard(where).tenants(), [tenant, DEFAULT_FIELD])
         return effective_policy(own, default)
 
     def all(self) -> dict[str, TenantPolicy]:
-        """Every tenant's own policy, by tenant name (sorted); the default is not among them."""
-        raw = self._r.hgetall(self.keys.tenants())
-        out = {
-            as_str(name): TenantPolicy.from_dict(json.loads(value))
-            for name, value in raw.items()
-            if name != DEFAULT_FIELD.encode()
-        }
+        """Every tenant's own policy, by tenant name (sorted), from every shard (forwards are not
+        policies: each tenant appears once); the default is not among them."""
+        out: dict[str, TenantPolicy] = {}
+        for k in self.shards.all_keys():
+            for name, value in self._r.hgetall(k.tenants()).items():
+                if name == DEFAULT_FIELD.encode():
+                    continue
+                policy = TenantPolicy.from_dict(json.loads(value))
+                if policy.shard in (None, k.shard):
+                    out[as_str(name)] = policy
         return dict(sorted(out.items()))
 
     def default(self) -> DefaultPolicy:
         """The policy of tenants without one of their own (:data:`BUILTIN_DEFAULT` when none is set)."""
-        raw = self._r.hget(self.keys.tenants(), DEFAULT_FIELD)
+        raw = self._r.hget(self.keys.of_shard(self.shards.names()[0]).tenants(), DEFAULT_FIELD)
         return BUILTIN_DEFAULT if raw is None else DefaultPolicy.from_json(raw)
 
     def set_default(self, default: DefaultPolicy) -> DefaultPolicy:
-        """Replace the default policy (field ``*``); returns it."""
-        self._write(DEFAULT_FIELD, default.to_json())
+        """Replace the default policy (field ``*``) in every shard; returns it."""
+        for shard in self.shards.names():
+            self.shards.write_field(shard, DEFAULT_FIELD, default.to_json())
         return default

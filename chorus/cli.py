@@ -83,7 +83,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
     if args.name:
         config.name = args.name
-    worker = Worker(client, engine, config=config)
+    shards = [x.strip() for x in args.shards.split(",") if x.strip()] if args.shards else None
+    worker = Worker(client, engine, config=config, shards=shards)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     print(f"worker {config.name} on {settings.safe_url()}: voices {', '.join(engine.voices())}", file=sys.stderr)
     try:
@@ -254,6 +255,13 @@ def cmd_tenants(args: argparse.Namespace) -> int:
             changes[name] = getattr(args, name)
     if getattr(args, "lanes", None):
         changes["lanes"] = tuple(x.strip() for x in args.lanes.split(",") if x.strip())
+    if getattr(args, "shard", None):
+        changes["shard"] = args.shard
+    if args.action == "move":
+        source, left = admin.shards.move(args.name, args.to, wait_s=args.wait)
+        state = "drained" if left.empty else f"still holds {left.queued} queued, {left.inflight} in flight"
+        print(f"{args.name}: {source} -> {args.to}; new requests go to {args.to}; {source} {state}")
+        return 0
     if args.action == "set":
         policy = admin.update(args.name, **changes)
         print(policy_table({args.name: policy}, admin.default()))
@@ -270,6 +278,25 @@ def cmd_tenants(args: argparse.Namespace) -> int:
         print(stats_table(Stats(client).snapshot([args.name])))
     else:
         print(policy_table(admin.all(), admin.default()))
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from broker.placement import Shards
+
+    settings = _redis(args)
+    assert settings is not None
+    shards = Shards(sync_client(settings))
+    if args.action == "grow":
+        pinned = shards.grow(args.count)
+        print(f"{args.count} shards; pinned {len(pinned)} tenants where they live: {', '.join(sorted(pinned)) or '-'}")
+        return 0
+    print(f"{'shard':6} {'node':22} {'tenants':>7} {'queued':>8} {'in-flight':>9}")
+    for name in shards.names():
+        tenants = shards.tenants_in(name)
+        drains = [shards.drain(t, name) for t in tenants]
+        queued, inflight = sum(d.queued for d in drains), sum(d.inflight for d in drains)
+        print(f"{name:6} {shards.node_of(name) or '-':22} {len(tenants):>7} {queued:>8} {inflight:>9}")
     return 0
 
 
@@ -333,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run a synthesis worker")
     w.add_argument("--claim", type=int, default=1, help="segments per claim")
+    w.add_argument(
+        "--shards",
+        help="comma-separated shards to serve (default: every shard of the deployment, followed as it grows)",
+    )
     w.add_argument("--name", default=None, help="consumer name (default host-pid-thread)")
     w.add_argument(
         "--lease",
@@ -430,7 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
         ts.add_argument("--max-queued", type=int, help="most queued segments (0 = no cap)")
         ts.add_argument("--max-inflight", type=int, help="most segments in synthesis at once (0 = no cap)")
         ts.add_argument("--lanes", help=f"comma-separated subset of {','.join(LANES)}")
+        if action == "set":
+            ts.add_argument("--shard", help="the shard it lives in (a change moves it, without waiting for the drain)")
         redis_opt(ts)
+    tm = tsub.add_parser("move", help="move a tenant to another shard: switch, then wait for the old one to drain")
+    tm.add_argument("name")
+    tm.add_argument("--to", required=True, help="target shard (s0 … sN-1)")
+    tm.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the drain (default 600)")
+    redis_opt(tm)
     for action, text in (
         ("list", "every policy"),
         ("show", "one tenant's policy and live figures"),
@@ -489,6 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (ka, kr, kl):
         redis_opt(sp)
     k.set_defaults(func=cmd_keys)
+
+    sh = sub.add_parser("shards", help="the deployment's shards: node, tenants, queued; grow the count")
+    shsub = sh.add_subparsers(dest="action")
+    shg = shsub.add_parser("grow", help="raise the shard count (known tenants stay where they are)")
+    shg.add_argument("count", type=int)
+    redis_opt(shg)
+    redis_opt(sh)
+    sh.set_defaults(func=cmd_shards)
 
     st = sub.add_parser("stats", help="queued, in flight, served and last-minute share per tenant and lane")
     st.add_argument("--json", action="store_true")

@@ -13,7 +13,8 @@ def _cap(n: int) -> str:
 
 
 def _policy_row(name: str, p: TenantPolicy) -> str:
-    return f"{name:24} {p.weight:>6} {_cap(p.max_queued):>10} {_cap(p.max_inflight):>9}  {','.join(p.lanes)}"
+    where = f"  (shard {p.shard})" if p.shard else ""
+    return f"{name:24} {p.weight:>6} {_cap(p.max_queued):>10} {_cap(p.max_inflight):>9}  {','.join(p.lanes)}{where}"
 
 
 def policy_table(policies: dict[str, TenantPolicy], default: DefaultPolicy) -> str:

@@ -22,8 +22,8 @@ from workers.model_store import ModelStore, manifest_name
 from workers.signing import Keyring, Manifest, manifest_of_dir, new_private_key, sign_manifest
 
 OWNED_KEYS = re.compile(
-    rb"^chorus:(\{s0\}:(depth|active|active:fresh|active:set|tenants|drr|served|leases|finishing|wake|dead|history|"
-    rb"q:.+)|workers|workers:info|apikeys|voices|\{models\}:(active|floor))$"
+    rb"^chorus:(\{s[0-9]+\}:(depth|active|active:fresh|active:set|tenants|drr|served|leases|finishing|wake|dead|history|"
+    rb"q:.+)|shards|workers|workers:info|apikeys|voices|\{models\}:(active|floor))$"
 )
 """Keys that live as long as the deployment: their owner (the scheduler, the registries) manages them."""
 

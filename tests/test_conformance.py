@@ -3,8 +3,9 @@
 Every case of every file is run against the real functions here, independently of
 bin/make-vectors (which wrote the expected values): segmentation and the producer's
 per-segment values, the enqueue script's lanes on a real redis-server, the payload and
-frame codecs, and the real listening operation (:func:`chorus_client.listen.listen`) driven
-as protocol/vectors/README.md specifies it for other languages. A behaviour change fails
+frame codecs, the real listening operation (:func:`chorus_client.listen.listen`) driven
+as protocol/vectors/README.md specifies it for other languages, and placement (the FNV-1a
+hash, the home shard, the shard count's parsing). A behaviour change fails
 here; the last test fails when the files are not what ``bin/make-vectors`` produces now.
 """
 
@@ -24,12 +25,20 @@ from broker.policy import TenantPolicy
 from broker.producer import Producer
 from broker.tenants import Tenants
 from chorus_client import protocol as P
-from chorus_client.constants import LANES, EndStatus
+from chorus_client.constants import (
+    LANES,
+    MAX_SHARD_HOPS,
+    MAX_SHARDS,
+    PLACEMENT_TTL_S,
+    SHARD_COUNT_TTL_S,
+    EndStatus,
+)
 from chorus_client.drive import Command, Emit
 from chorus_client.enqueue import lane_number, min_segments
-from chorus_client.errors import ProtocolError, RequestFailed, TextError
-from chorus_client.keys import Keys
+from chorus_client.errors import ProtocolError, RequestFailed, TextError, UnknownTenant
+from chorus_client.keys import Keys, fnv1a32, home_shard
 from chorus_client.listen import StreamState, listen, parse_position, resume
+from chorus_client.placement import MAX_REMEMBERED, parse_shard_count
 from chorus_client.segment import FIRST_BUDGET, FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +54,7 @@ def _load(name: str) -> dict[str, Any]:
 SEGMENTATION = _load("segmentation.json")
 PAYLOADS = _load("payloads.json")
 LISTENING = _load("listening.json")
+PLACEMENT = _load("placement.json")
 
 
 def _cases(cases: list[dict[str, Any]]) -> Any:
@@ -275,6 +285,63 @@ def _listen(request_id: str, entries: list[dict[str, Any]], resume_from: str | N
 @_cases(LISTENING["cases"])
 def test_listening(case: dict[str, Any]) -> None:
     assert _listen(LISTENING["request_id"], case["entries"], case["resume_from"]) == case["expected"]
+
+
+# --- placement.json ----------------------------------------------------------------------
+
+
+def test_placement_constants() -> None:
+    assert PLACEMENT["constants"] == {
+        "fnv_offset_basis": 2166136261,
+        "fnv_prime": 16777619,
+        "max_shards": MAX_SHARDS,
+        "shard_count_ttl_s": SHARD_COUNT_TTL_S,
+        "placement_ttl_s": PLACEMENT_TTL_S,
+        "max_shard_hops": MAX_SHARD_HOPS,
+        "max_remembered": MAX_REMEMBERED,
+    }
+    assert fnv1a32(b"") == PLACEMENT["constants"]["fnv_offset_basis"]
+
+
+@_cases(PLACEMENT["tenants"])
+def test_placement_home_shard(case: dict[str, Any]) -> None:
+    tenant = case["tenant"]
+    assert tenant.encode().hex() == case["utf8_hex"]
+    assert fnv1a32(tenant.encode()) == case["fnv1a32"]
+    assert set(case["home"]) == {str(n) for n in PLACEMENT["shard_counts"]}
+    for count in PLACEMENT["shard_counts"]:
+        assert home_shard(tenant, count) == case["home"][str(count)], count
+        assert case["home"][str(count)] == f"s{case['fnv1a32'] % count}", "the README's formula"
+
+
+@_cases(PLACEMENT["tenants_refused"])
+def test_placement_refused_tenant(case: dict[str, Any]) -> None:
+    assert case["error"] == "tenant"
+    for count in PLACEMENT["shard_counts"]:
+        with pytest.raises(UnknownTenant):
+            home_shard(case["tenant"], count)
+
+
+@_cases(PLACEMENT["hashes"])
+def test_placement_hash(case: dict[str, Any]) -> None:
+    data = case["input"].encode()
+    assert data.hex() == case["utf8_hex"]
+    assert fnv1a32(data) == case["fnv1a32"]
+
+
+@_cases(PLACEMENT["shard_count_values"])
+def test_placement_shard_count(case: dict[str, Any]) -> None:
+    raw = case["raw"]
+    if case["error"] is not None:
+        assert case["count"] is None
+        for given in (raw, raw.encode()):
+            with pytest.raises(ProtocolError) as exc:
+                parse_shard_count(given)
+            assert exc.value.field == case["error"]["field"]
+        return
+    assert parse_shard_count(raw) == case["count"]
+    if raw is not None:
+        assert parse_shard_count(raw.encode()) == case["count"]  # as redis-py returns it
 
 
 # --- the files are current ---------------------------------------------------------------

@@ -1,5 +1,10 @@
 """The worker loop: wait for work, claim, synthesise, publish frames, acknowledge.
 
+A worker serves every shard of the deployment (``<prefix>:shards``, read at each
+heartbeat, so a grown deployment is served at once), or the shards it is given:
+it claims from them in a fair order (:mod:`broker.picker`) and, when none has
+work, blocks until a wake-up names one (:mod:`broker.wake`).
+
 A segment's frames are XADDed to the request's audio stream as each model call
 finishes; only then is the lane entry acknowledged and deleted (at-least-once).
 The worker that completes a request's last segment writes the end marker and
@@ -20,9 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import redis
+from redis.exceptions import RedisClusterException
 
 from broker.claim import ADMITTED, REJECTIONS, Claimer
 from broker.claimed import Claimed
+from broker.lease import heartbeat_script
+from broker.picker import ShardPicker, probe_interval
+from broker.wake import Waker, waker_for
 from chorus_client.constants import (
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_ATTEMPTS,
@@ -38,7 +47,8 @@ from chorus_client.constants import (
     backoff,
 )
 from chorus_client.drive import replicated
-from chorus_client.keys import Keys, shard_of
+from chorus_client.keys import Keys, shard_names, shard_of
+from chorus_client.placement import parse_shard_count
 from chorus_client.protocol import (
     EndFrame,
     ErrorFrame,
@@ -121,14 +131,31 @@ class _Cancelled(Exception):
 
 
 class Worker:
+    """Serves the deployment's shards (``shards`` fixes which: then the shard count is not followed)."""
+
     def __init__(
-        self, client: redis.Redis, engine: Engine, *, keys: Keys | None = None, config: WorkerConfig | None = None
+        self,
+        client: redis.Redis,
+        engine: Engine,
+        *,
+        keys: Keys | None = None,
+        config: WorkerConfig | None = None,
+        shards: list[str] | None = None,
     ) -> None:
         self._r = client
         self.engine = engine
         self.keys = keys or Keys()
+        """The deployment's keys (its prefix); per-shard keys come from :meth:`Keys.of_shard`."""
         self.config = config or WorkerConfig()
-        self.claimer = Claimer(client, self.keys)
+        self._fixed_shards = shards is not None
+        self.claimers: dict[str, Claimer] = {}
+        """Shard -> its claimer, for every shard served."""
+        self.picker = ShardPicker([])
+        self._waker: Waker | None = None
+        self._shard = self.keys.shard
+        """The shard of the entry being served."""
+        self._heartbeat_script = heartbeat_script(client)
+        self._serve_shards(list(shards) if shards else [self.keys.shard])
         self.stop_event = threading.Event()
         self.served = 0
         self.failed = 0
@@ -140,8 +167,8 @@ class Worker:
         self._t0 = 0.0
         self._last_reclaim = 0.0
         self._last_sweep = float("-inf")  # the first reclaim pass sweeps
-        self._current: list[Claimed] = []
-        """Claimed segments not yet completed (their leases are kept alive)."""
+        self._current: tuple[str, list[Claimed]] = (self.keys.shard, [])
+        """The shard and the claimed segments not yet completed (their leases are kept alive)."""
         self._settle_us = 0.0
         self.live_workers = 1
         """Workers with a recent heartbeat, counted at each heartbeat (for the reserve)."""
@@ -159,6 +186,35 @@ class Worker:
         self._voices_published: dict[str, str] = {}
         self._voices_at = 0.0
 
+    # -- shards ---------------------------------------------------------------------
+
+    @property
+    def claimer(self) -> Claimer:
+        """The claimer of the shard being served (of the first shard between entries)."""
+        return self.claimers.get(self._shard) or next(iter(self.claimers.values()))
+
+    @property
+    def shards(self) -> list[str]:
+        return list(self.claimers)
+
+    def _serve_shards(self, names: list[str]) -> None:
+        """Serve exactly ``names``: claimers, the picker's order and the wake-up wait follow."""
+        if names == list(self.claimers):
+            return
+        self.claimers = {name: self.claimers.get(name) or Claimer(self._r, self.keys.of_shard(name)) for name in names}
+        self.picker.set_shards(names)
+        if self._waker is not None:
+            self._waker.close()
+        self._waker = waker_for(self._r, {name: self.keys.of_shard(name).wake() for name in names})
+        if len(names) > 1:
+            log.info("worker %s serves %d shards (%s … %s)", self.config.name, len(names), names[0], names[-1])
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Block until a wake-up names a shard (the picker tries it first) or ``timeout_s`` passes (the
+        picker then tries every shard)."""
+        assert self._waker is not None
+        self.picker.woken(self._waker.wait(timeout_s))
+
     # -- loop -----------------------------------------------------------------------
 
     def run(self) -> None:
@@ -172,11 +228,11 @@ class Worker:
         while not self.stop_event.is_set():
             try:
                 if not self.run_once():
-                    self.claimer.wait_for_work(self.config.idle_wait_s)
+                    self.wait_for_work(self.config.idle_wait_s)
                 if episode is not None:
                     log.warning("redis is back after: %s", episode)
                 episode, wait = None, None
-            except redis.RedisError as exc:
+            except (redis.RedisError, RedisClusterException) as exc:
                 # a lost connection, a timeout or an error that describes the server's state
                 # (OOM, READONLY, BUSY, LOADING ...): an outage, not a reason to exit; what this
                 # worker holds is reclaimed by lease if it does not come back in time
@@ -192,10 +248,12 @@ class Worker:
                 self.errors += 1
                 wait = backoff(wait)
                 self.stop_event.wait(wait)
+        if self._waker is not None:
+            self._waker.close()
         try:
             self._r.zrem(self.keys.workers(), self.config.name)
             self._r.hdel(self.keys.worker_info(), self.config.name)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             log.warning("could not deregister %s: %s", self.config.name, exc)
         log.info("worker %s stopped after %d segments", self.config.name, self.served)
 
@@ -208,42 +266,61 @@ class Worker:
         self._swap_ready()
         lease_ms = int(self.config.lease_s * 1000)
         items: list[Claimed] = []
+        shard = self._shard
         now = time.monotonic()
         if now - self._last_reclaim >= min(1.0, self.config.lease_s / 4):
             self._last_reclaim = now
-            items = self.claimer.reclaim(
-                self.config.name, self.config.claim_count, lease_ms=lease_ms, max_attempts=self.config.max_attempts
-            )
-            for item in items:
-                log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
-            self._finish_orphans()
-            self._sweep_if_due()
+            sweep = now - self._last_sweep >= self.config.sweep_s
+            if sweep:
+                self._last_sweep = now
+            for name, claimer in self.claimers.items():
+                self._shard = name
+                if not items:
+                    items = claimer.reclaim(
+                        self.config.name,
+                        self.config.claim_count,
+                        lease_ms=lease_ms,
+                        max_attempts=self.config.max_attempts,
+                    )
+                    shard = name
+                    for item in items:
+                        log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
+                self._finish_orphans(name, claimer)
+                if sweep:
+                    self._sweep(name, claimer)
         if not items:
-            items = self.claimer.claim(
-                self.config.name,
-                self.config.claim_count,
-                workers=self.live_workers,
-                reserve=self.config.reserve,
-                lease_ms=lease_ms,
-            )
-        self._current = list(items)
+            for name in self.picker.order():
+                claimer = self.claimers[name]
+                items = claimer.claim(
+                    self.config.name,
+                    self.config.claim_count,
+                    workers=self.live_workers,
+                    reserve=self.config.reserve,
+                    lease_ms=lease_ms,
+                )
+                if items:
+                    self.picker.found(name, claimer.claims.weight)
+                    shard = name
+                    break
+                self.picker.empty(name)
+        self._shard = shard
+        self._current = (shard, list(items))
         for i, item in enumerate(items):
             if self.stop_event.is_set():
                 self.claimer.release(items[i:])  # shutting down: others take these at once
                 break
             self.serve(item)
-            self._current = items[i + 1 :]
-        self._current = []
+            self.picker.served(shard, self._measured_us())
+            self._current = (shard, items[i + 1 :])
+        self._current = (shard, [])
         return len(items)
 
-    def _sweep_if_due(self) -> None:
-        now = time.monotonic()
-        if now - self._last_sweep < self.config.sweep_s:
-            return
-        self._last_sweep = now
-        # one worker per period does it: the lock expires by itself
-        if self._r.set(self.keys.sweep_lock(), self.config.name, nx=True, px=int(self.config.sweep_s * 1000)):
-            found, forgotten = self.claimer.sweep(idle_ms=int(self.config.idle_tenant_s * 1000))
+    def _sweep(self, shard: str, claimer: Claimer) -> None:
+        """Sweep ``shard``'s lane streams, if no other worker does it this period (a lock in Redis)."""
+        if self._r.set(
+            self.keys.of_shard(shard).sweep_lock(), self.config.name, nx=True, px=int(self.config.sweep_s * 1000)
+        ):
+            found, forgotten = claimer.sweep(idle_ms=int(self.config.idle_tenant_s * 1000))
             if found:
                 log.warning("found %d queued entries the depth counter missed (raw XADDs); scheduled them", found)
             if forgotten:
@@ -257,10 +334,13 @@ class Worker:
         """Extend the leases of the segments this worker holds, every third of the lease."""
         lease_ms = int(self.config.lease_s * 1000)
         while not self.stop_event.wait(self.config.lease_s / 3):
-            held = list(self._current)
+            shard, held = self._current
+            claimer = self.claimers.get(shard)
+            if claimer is None or not held:
+                continue
             try:
-                kept = self.claimer.extend(self.config.name, held, lease_ms=lease_ms)
-            except redis.RedisError as exc:
+                kept = claimer.extend(self.config.name, held, lease_ms=lease_ms)
+            except (redis.RedisError, RedisClusterException) as exc:
                 log.warning("could not extend leases: %s", exc)
                 continue
             for item, ok in zip(held, kept, strict=True):
@@ -284,18 +364,25 @@ class Worker:
         # the beat and the liveness window are by the server's clock, not this machine's; the script
         # runs on its own (Redis Cluster clients refuse scripts in a pipeline)
         window_ms = int(WORKER_LIVE_S * 1000)
-        live = self.claimer.heartbeat_script(keys=[self.keys.workers()], args=[self.config.name, window_ms])
+        live = self._heartbeat_script(keys=[self.keys.workers()], args=[self.config.name, window_ms])
         pipe = self._r.pipeline(transaction=False)
         pipe.hset(self.keys.worker_info(), self.config.name, json.dumps(info))
         pipe.hgetall(self.keys.models_active())
+        pipe.get(self.keys.shards())
         voices = self.engine.voice_info(self._catalog)
         republish = voices != self._voices_published or now - self._voices_at > VOICES_REFRESH_S
         if republish and voices:  # what clients read to enqueue (a FLUSHALL loses it: written again)
             pipe.hset(self.keys.voices(), mapping=voices)  # type: ignore[arg-type]
-        _, active, *_ = pipe.execute()
+        _, active, count, *_ = pipe.execute()
         if republish:
             self._voices_published, self._voices_at = voices, now
         self.live_workers = max(1, int(live))
+        self.picker.probe_s = probe_interval(self.live_workers)
+        if not self._fixed_shards:
+            try:
+                self._serve_shards(shard_names(parse_shard_count(count)))
+            except ChorusError as exc:  # a damaged count: keep serving what we serve, and say why
+                log.error("cannot read the shard count (%s); still serving %s", exc, ", ".join(self.claimers))
         self._follow_activation({as_str(k): as_str(v) for k, v in active.items()})
 
     # -- hot activation -----------------------------------------------------------------
@@ -357,7 +444,7 @@ class Worker:
         self._owned, self._settled_entry = None, False
         try:
             self._serve(item)
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             raise
         except Exception as exc:  # one entry must never take the worker down
             log.exception("entry %s %s failed unexpectedly", item.stream, item.entry_id)
@@ -371,8 +458,9 @@ class Worker:
                 self._reject(item, "internal_error", reason)
 
     def _own_shard(self, request_id: str) -> bool:
+        """Whether ``request_id`` names the shard whose lane stream the entry came from."""
         try:
-            return shard_of(request_id) == self.keys.shard
+            return shard_of(request_id) == self._shard
         except RequestNotFound:
             return False
 
@@ -383,7 +471,7 @@ class Worker:
             if rid is None:
                 raise ProtocolError("r", "entry has no request id")
             if not self._own_shard(rid):
-                raise ProtocolError("r", f"request {rid!r} is not a request id of shard {self.keys.shard}")
+                raise ProtocolError("r", f"request {rid!r} is not a request id of shard {self._shard}")
             payload = item.payload
             if payload is None:
                 raise ProtocolError("p", "entry has no payload")
@@ -421,7 +509,7 @@ class Worker:
         except _Cancelled:
             self._complete(item, rid, ok=True)
             return
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             raise
         except Exception as exc:  # the model or frontend failed on this text: fail this segment only
             log.exception("segment %s/%d failed", rid, job.seq)
@@ -442,7 +530,7 @@ class Worker:
             self.config.pending_audio_ttl_s,
         )
         t0 = time.perf_counter()
-        req = self.keys.request(job.request_id)
+        req = self.keys.for_request(job.request_id).request(job.request_id)
         for audio in self.engine.render(job):
             if self._r.hget(req, "cancelled"):
                 raise _Cancelled  # stop at the next frame boundary
@@ -514,22 +602,25 @@ class Worker:
             end = encode_frame(EndFrame(segments, EndStatus.OK if failed == 0 else EndStatus.ERROR))
             append_frames(self._r, self.keys.audio(rid), [end], self.config.audio_ttl_s)
             self._replicate_audio(rid, self.config.audio_ttl_s)  # before it stops being overdue
+        keys = self.keys.for_request(rid)
         pipe = self._r.pipeline(transaction=False)
-        pipe.expire(self.keys.request(rid), self.config.finished_ttl_s)
-        pipe.zrem(self.keys.finishing(), rid)
+        pipe.expire(keys.request(rid), self.config.finished_ttl_s)
+        pipe.zrem(keys.finishing(), rid)
         pipe.execute()
 
-    def _finish_orphans(self) -> None:
-        """End the streams of requests whose finishing worker died between its last completion and the marker."""
-        for rid in self.claimer.unfinished():
+    def _finish_orphans(self, shard: str, claimer: Claimer) -> None:
+        """End the streams of ``shard``'s requests whose finishing worker died between its last
+        completion and the marker."""
+        keys = self.keys.of_shard(shard)
+        for rid in claimer.unfinished():
             try:
-                req = self.keys.request(rid)
+                req = keys.request(rid)
             except RequestNotFound:  # not a request id of this shard: nothing to end
-                self._r.zrem(self.keys.finishing(), rid)
+                self._r.zrem(keys.finishing(), rid)
                 continue
             segments, failed, status = self._r.hmget(req, ["segments", "failed", "status"])
             if segments is None:
-                self._r.zrem(self.keys.finishing(), rid)
+                self._r.zrem(keys.finishing(), rid)
                 continue
             log.warning("writing the overdue end marker of %s", rid)
             self._end(rid, int(segments), int(failed or 0), as_str(status or b""))

@@ -20,8 +20,11 @@
 -- ARGV: 1 lane stream prefix ("<prefix>:{shard}:q:"), 2 group, 3 consumer, 4 max count,
 --       5 live workers W, 6 reserve R (0 = work-conserving), 7 now ms (0: the server's clock;
 --       only tests pin it), 8 lease ms
--- Returns {more, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
--- more = 1 when the visit budget ran out before the ring did (claim again at once).
+-- Returns {more, weight, then per entry: stream key, entry id, field list, tenant, lane, cost us}.
+-- more = 1 when the visit budget ran out before the ring did (claim again at once); weight =
+-- the shard's weight, the sum of the weights of the tenants on its ring and fresh list
+-- (recounted at most every CFG.weigh_ms), which a worker serving several shards divides its
+-- time by (broker/picker.py).
 local depth, active, active_set, tenants, drr, fresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
@@ -31,7 +34,7 @@ local now = now_or(ARGV[7])
 local busy = num(redis.call('HGET', drr, '~f'), 0)
 local warming = num(redis.call('HGET', drr, '~n'), 0) < CFG.ewma
 local rate = scheduler_state(drr)
-local out = {0}
+local out = {0, 0}
 local got = 0
 local visits = 0
 local budget = CFG.visits + 4 * want
@@ -150,4 +153,23 @@ while got < want do
     end
   end
 end
+
+-- The shard's weight: recounted from the ring and the fresh list at most every CFG.weigh_ms
+-- (by the server's clock; a clock that went back recounts at once).
+local at = num(redis.call('HGET', drr, '~wt'), 0)
+local weight = num(redis.call('HGET', drr, '~w'), -1)
+if weight < 0 or now < at or now - at >= CFG.weigh_ms then
+  weight = 0
+  local seen = {}
+  for _, list in ipairs({fresh, active}) do
+    for _, t in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      if not seen[t] then
+        seen[t] = true
+        weight = weight + num(policy_of(tenants, t).weight, 1)
+      end
+    end
+  end
+  redis.call('HSET', drr, '~w', weight, '~wt', now)
+end
+out[2] = weight
 return out

@@ -21,7 +21,9 @@
 --         TOOLARGE <limit> <requested> (the request alone exceeds the cap: retrying cannot help),
 --         BADPOLICY <tenant or *> <why> (the tenants hash field that applies is not a valid
 --         policy), BADSTATE <key> <why> (a key of the wrong type, or a counter or scheduler
---         value that is not a number: repair it by hand)
+--         value that is not a number: repair it by hand), WRONGSHARD <shard> (the tenant lives
+--         in another shard: its entry here is a forward, a policy whose "shard" is not this
+--         one, the request id's; the producer enqueues there instead)
 local tenant, rid, voice = ARGV[1], ARGV[2], ARGV[3]
 local req_key, depth, active, active_set, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local tenants, drr, fresh = KEYS[9], KEYS[10], KEYS[11]
@@ -155,6 +157,9 @@ local function checked_policy(raw)
     end
   end
   if p.reject ~= nil and type(p.reject) ~= 'boolean' then return nil, 'reject must be true or false' end
+  if p.shard ~= nil and (type(p.shard) ~= 'string' or #p.shard > 8 or not p.shard:find('^[a-z0-9]+$')) then
+    return nil, 'shard must be a shard name'
+  end
   return p
 end
 
@@ -181,6 +186,9 @@ if raw then
   if not policy then
     return redis.error_reply('BADPOLICY ' .. field .. ' ' .. why)
   end
+end
+if known and policy.shard and policy.shard ~= rid:sub(1, dot - 1) then
+  return redis.error_reply('WRONGSHARD ' .. policy.shard)
 end
 if not known and policy.reject then
   return redis.error_reply('NOTENANT ' .. tenant)

@@ -5,7 +5,7 @@
 -- broker/scheduler.py (SCHEDULER), so Python and Lua share one definition of each value.
 local K = cjson.decode([==[{"max_segments":2048,"max_entry_bytes":8192,"lanes":["rt","interactive","batch"],"wake_cap":64,"status":{"queued":"queued","running":"running","done":"done","failed":"failed","cancelled":"cancelled"},"segment":{"ok":"ok","error":"error","dropped":"dropped"}}]==])
 local DEFAULT_POLICY = cjson.decode([==[{"reject":false,"weight":1,"max_queued":100000,"max_inflight":0,"lanes":["rt","interactive","batch"]}]==])
-local CFG = cjson.decode([==[{"rate":60000,"quantum":1920000,"quantum_chars":32,"min_quantum":1000,"quantum_every_s":30,"ewma":16,"default_chars":32,"max_chars":100000,"batch_every":9,"visits":64,"repair_cap":10000,"bucket_s":10,"bucket_ttl_s":130}]==])
+local CFG = cjson.decode([==[{"rate":60000,"quantum":1920000,"quantum_chars":32,"min_quantum":1000,"quantum_every_s":30,"ewma":16,"default_chars":32,"max_chars":100000,"batch_every":9,"visits":64,"repair_cap":10000,"bucket_s":10,"bucket_ttl_s":130,"weigh_ms":250}]==])
 
 -- Lane names in claim order; a lane's number (enqueue.lua's argument, the order of the lane
 -- stream KEYS) is its position here.

@@ -5,7 +5,7 @@
 -- broker/scheduler.py (SCHEDULER), so Python and Lua share one definition of each value.
 local K = cjson.decode([==[{"max_segments":2048,"max_entry_bytes":8192,"lanes":["rt","interactive","batch"],"wake_cap":64,"status":{"queued":"queued","running":"running","done":"done","failed":"failed","cancelled":"cancelled"},"segment":{"ok":"ok","error":"error","dropped":"dropped"}}]==])
 local DEFAULT_POLICY = cjson.decode([==[{"reject":false,"weight":1,"max_queued":100000,"max_inflight":0,"lanes":["rt","interactive","batch"]}]==])
-local CFG = cjson.decode([==[{"rate":60000,"quantum":1920000,"quantum_chars":32,"min_quantum":1000,"quantum_every_s":30,"ewma":16,"default_chars":32,"max_chars":100000,"batch_every":9,"visits":64,"repair_cap":10000,"bucket_s":10,"bucket_ttl_s":130}]==])
+local CFG = cjson.decode([==[{"rate":60000,"quantum":1920000,"quantum_chars":32,"min_quantum":1000,"quantum_every_s":30,"ewma":16,"default_chars":32,"max_chars":100000,"batch_every":9,"visits":64,"repair_cap":10000,"bucket_s":10,"bucket_ttl_s":130,"weigh_ms":250}]==])
 
 -- Lane names in claim order; a lane's number (enqueue.lua's argument, the order of the lane
 -- stream KEYS) is its position here.
@@ -189,7 +189,9 @@ end
 --         TOOLARGE <limit> <requested> (the request alone exceeds the cap: retrying cannot help),
 --         BADPOLICY <tenant or *> <why> (the tenants hash field that applies is not a valid
 --         policy), BADSTATE <key> <why> (a key of the wrong type, or a counter or scheduler
---         value that is not a number: repair it by hand)
+--         value that is not a number: repair it by hand), WRONGSHARD <shard> (the tenant lives
+--         in another shard: its entry here is a forward, a policy whose "shard" is not this
+--         one, the request id's; the producer enqueues there instead)
 local tenant, rid, voice = ARGV[1], ARGV[2], ARGV[3]
 local req_key, depth, active, active_set, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local tenants, drr, fresh = KEYS[9], KEYS[10], KEYS[11]
@@ -323,6 +325,9 @@ local function checked_policy(raw)
     end
   end
   if p.reject ~= nil and type(p.reject) ~= 'boolean' then return nil, 'reject must be true or false' end
+  if p.shard ~= nil and (type(p.shard) ~= 'string' or #p.shard > 8 or not p.shard:find('^[a-z0-9]+$')) then
+    return nil, 'shard must be a shard name'
+  end
   return p
 end
 
@@ -349,6 +354,9 @@ if raw then
   if not policy then
     return redis.error_reply('BADPOLICY ' .. field .. ' ' .. why)
   end
+end
+if known and policy.shard and policy.shard ~= rid:sub(1, dot - 1) then
+  return redis.error_reply('WRONGSHARD ' .. policy.shard)
 end
 if not known and policy.reject then
   return redis.error_reply('NOTENANT ' .. tenant)

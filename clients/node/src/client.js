@@ -1,6 +1,8 @@
 // The chorus client: enqueue text (one atomic script call, then the header frame), listen to a
 // request's audio, cancel it, read its status. Everything it writes and reads is described
 // in docs/PROTOCOL.md; the Lua scripts are the Python reference's, assembled (lua/*.lua).
+// An enqueue goes to the shard the tenant lives in (src/placement.js), unless the caller chose
+// the shard (a given request id names its own; the client's `shard` option pins every enqueue).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -22,6 +24,7 @@ import {
   UnknownVoiceError,
 } from './errors.js';
 import { GROUP, Keys, LANES, newRequestId, REQUEST_RE, validateTenant } from './keys.js';
+import { Placement, placed } from './placement.js';
 import {
   BLOCK_MS,
   before,
@@ -76,19 +79,10 @@ function pyRepr(value) {
   return typeof value === 'string' ? `'${value}'` : String(value);
 }
 
-/**
- * Validate and segment a request and build the enqueue script's KEYS and ARGV; nothing touches
- * Redis. Throws UnknownTenantError, UnknownVoiceError, InvalidRequestError or TextError.
- *
- * @param {string|string[]|Uint8Array} text a text to segment, or segments already cut (one model call each)
- * @param {object} options tenant (required), keys (a Keys), voices / defaultVoices (a voice table),
- *   voice, priority ('interactive' | 'batch'), speed (0.5 … 2), deadlineS (seconds from the enqueue,
- *   by the Redis server's clock), requestId (<shard>.<22 url-safe base64 characters>), nowMs
- */
-export function prepare(text, options = {}) {
+/** The request's options checked (what {@link prepare} checks before segmenting): {spec, priority}. */
+function checkOptions(options, keys) {
   const {
     tenant,
-    keys = new Keys(),
     voices = VOICES,
     defaultVoices = DEFAULT_VOICES,
     voice = null,
@@ -96,7 +90,6 @@ export function prepare(text, options = {}) {
     speed = 1.0,
     deadlineS = null,
     requestId = null,
-    nowMs = Date.now(),
   } = options;
   validateTenant(tenant);
   const spec = resolveVoice(voices, defaultVoices, voice);
@@ -118,6 +111,22 @@ export function prepare(text, options = {}) {
       );
     }
   }
+  return { spec, priority };
+}
+
+/**
+ * Validate and segment a request and build the enqueue script's KEYS and ARGV; nothing touches
+ * Redis. Throws UnknownTenantError, UnknownVoiceError, InvalidRequestError or TextError.
+ *
+ * @param {string|string[]|Uint8Array} text a text to segment, or segments already cut (one model call each)
+ * @param {object} options tenant (required), keys (a Keys: the shard the request goes to), voices /
+ *   defaultVoices (a voice table), voice, priority ('interactive' | 'batch'), speed (0.5 … 2),
+ *   deadlineS (seconds from the enqueue, by the Redis server's clock), requestId (<shard>.<22 url-safe
+ *   base64 characters>, of the shard of `keys`), nowMs
+ */
+export function prepare(text, options = {}) {
+  const { tenant, keys = new Keys(), speed = 1.0, deadlineS = null, requestId = null, nowMs = Date.now() } = options;
+  const { spec, priority } = checkOptions(options, keys);
   let input = text;
   if (input instanceof Uint8Array) {
     try {
@@ -208,9 +217,10 @@ export class ChorusClient {
   /**
    * @param {import('ioredis').Redis|string|object} [redis] an ioredis client (left open by close()),
    *   a redis:// URL or ioredis options (the client then owns the connection)
-   * @param {object} [options] prefix ('chorus'), shard ('s0'); voices: a voice table
-   *   ({name: {lang, sampleRate}}, default the built-in VOICES) or 'redis' to read each voice from
-   *   the `<prefix>:voices` hash that workers write; defaultVoices ({lang: name}) for a table
+   * @param {object} [options] prefix ('chorus'); shard: pin every enqueue to this shard (default:
+   *   none, each enqueue goes to the shard its tenant lives in, see src/placement.js); voices: a
+   *   voice table ({name: {lang, sampleRate}}, default the built-in VOICES) or 'redis' to read each
+   *   voice from the `<prefix>:voices` hash that workers write; defaultVoices ({lang: name}) for a table
    */
   constructor(redis = 'redis://127.0.0.1:6379/0', { prefix, shard, voices = VOICES, defaultVoices = DEFAULT_VOICES } = {}) {
     if (redis instanceof Redis || redis?.constructor?.name === 'Cluster' || typeof redis?.evalsha === 'function') {
@@ -220,10 +230,14 @@ export class ChorusClient {
       this.redis = new Redis(redis);
       this._owned = true;
     }
-    this.keys = new Keys(prefix, shard);
+    this.keys = new Keys(prefix, shard ?? undefined);
+    /** The shard every enqueue goes to when the `shard` option named one; null: where the tenant lives. */
+    this.pinnedShard = shard ?? null;
     this.voices = voices;
     this.defaultVoices = defaultVoices;
     this.url = describe(this.redis);
+    /** Where tenants live: the deployment's shard count and the forwards met (src/placement.js). */
+    this.placement = new Placement(this.keys, { redis: this.redis, url: this.url });
     this._scriptsLoaded = false;
   }
 
@@ -257,12 +271,23 @@ export class ChorusClient {
     }
   }
 
-  /** {@link prepare} with this client's keys and voice table. */
+  /**
+   * {@link prepare} with this client's voice table, for the shard of `options.keys`, else of
+   * `options.requestId`, else this client's keys (shard s0, or the `shard` option). It does not
+   * look up where the tenant lives: {@link ChorusClient#enqueue} does.
+   */
   prepare(text, options = {}) {
     if (this.voices === 'redis') {
       throw new ConfigError("prepare() needs a voice table; with voices: 'redis' use voice(name) and prepare()");
     }
-    return prepare(text, { keys: this.keys, voices: this.voices, defaultVoices: this.defaultVoices, ...options });
+    const keys = options.keys ?? this._requestKeys(options.requestId) ?? this.keys;
+    return prepare(text, { voices: this.voices, defaultVoices: this.defaultVoices, ...options, keys });
+  }
+
+  /** The keys of a request id's shard; null when it is not a request id (prepare refuses it). */
+  _requestKeys(requestId) {
+    const m = typeof requestId === 'string' ? REQUEST_RE.exec(requestId) : null;
+    return m ? this.keys.ofShard(m[1]) : null;
   }
 
   /**
@@ -294,26 +319,46 @@ export class ChorusClient {
 
   /**
    * Enqueue a request and write its audio stream's header; returns {requestId, segments, sampleRate}.
-   * Throws what prepare throws; QueueFullError (with retryAfterS), RequestTooLargeError,
-   * LaneNotAllowedError, UnknownTenantError, DuplicateRequestError or BadArgumentsError when the
-   * script refuses (nothing is written then); RedisUnavailableError and the like for Redis failures
-   * (lost connections and timeouts are retried first: the script is idempotent by request id).
+   *
+   * The request goes to the shard the tenant lives in: its home shard (`homeShard`, with the
+   * deployment's shard count read from `<prefix>:shards` at most every SHARD_COUNT_TTL_S), or the
+   * shard a WRONGSHARD answer named (followed at once and remembered for PLACEMENT_TTL_S). A given
+   * `requestId` names its shard, and the client's `shard` option pins one: such an enqueue is not
+   * routed, and a WRONGSHARD answer is thrown as TenantMovedError.
+   *
+   * Throws what prepare throws (invalid options and an unknown voice before anything is sent);
+   * QueueFullError (with retryAfterS), RequestTooLargeError, LaneNotAllowedError,
+   * UnknownTenantError, DuplicateRequestError, BadArgumentsError or TenantMovedError when the
+   * script refuses (nothing is written then);
+   * RedisUnavailableError and the like for Redis failures (lost connections and timeouts are
+   * retried first: the script is idempotent by request id).
    */
   async enqueue(text, options = {}) {
-    let req;
+    let opts;
     if (this.voices === 'redis') {
+      validateTenant(options.tenant);
       const v = await this.voice(options.voice);
       const table = { [v.name]: { lang: v.lang, sampleRate: v.sampleRate } };
-      req = prepare(text, { ...options, keys: this.keys, voices: table, defaultVoices: {}, voice: v.name });
+      opts = { ...options, voices: table, defaultVoices: {}, voice: v.name };
     } else {
-      req = this.prepare(text, options);
+      opts = { voices: this.voices, defaultVoices: this.defaultVoices, ...options };
     }
+    const given = options.requestId != null ? (this._requestKeys(options.requestId) ?? this.keys) : null;
+    checkOptions(opts, given ?? this.keys); // invalid options are refused before anything is sent
+    const attempt = (keys) => this._enqueueIn(text, { ...opts, keys });
+    if (given !== null) return attempt(given); // the request id names its shard
+    if (this.pinnedShard !== null) return attempt(this.keys);
+    return placed(this.placement, options.tenant, attempt);
+  }
+
+  async _enqueueIn(text, options) {
+    const req = prepare(text, options);
     try {
       await withRetries(() => this._eval(SCRIPTS.enqueue, req.keys, req.args));
     } catch (err) {
       const refusal = err?.name === 'ReplyError' ? parseRefusal(err.message) : null;
       if (refusal === null) throw translateRedisError(err, this.url);
-      const rate = REFUSALS[refusal.kind].needsRate ? await this.serviceRate(req.tenant).catch(() => null) : null;
+      const rate = REFUSALS[refusal.kind].needsRate ? await this.serviceRate(req.tenant, options.keys).catch(() => null) : null;
       throw refusalError(refusal, { tenant: req.tenant, requestId: req.requestId, requested: req.segments, rate });
     }
     try {

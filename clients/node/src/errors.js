@@ -23,7 +23,9 @@
 //   │   │                        detail, segment, failures)
 //   │   ├── RequestCancelledError  it was cancelled (code "cancelled")
 //   │   └── RequestIncompleteError the end marker came before every segment (code "incomplete")
-//   └── StreamTimeoutError       no frame arrived in time (requestId, waitedS)  retryable
+//   ├── StreamTimeoutError       no frame arrived in time (requestId, waitedS)  retryable
+//   └── TenantMovedError         WRONGSHARD: the tenant lives in another shard, and its forwards
+//                                did not end within MAX_SHARD_HOPS (tenant, shard)  retryable
 
 export class ChorusError extends Error {
   /** Whether retrying later may succeed (the Python CLI's exit status 75). */
@@ -259,6 +261,25 @@ export class StreamTimeoutError extends ChorusError {
 }
 named(StreamTimeoutError, 'StreamTimeoutError');
 
+/**
+ * The enqueue script answered WRONGSHARD: the tenant lives in `shard`, not the one tried. The client
+ * follows it by itself (src/placement.js); it reaches a caller only when the forwards did not end
+ * within MAX_SHARD_HOPS (an operator's loop, or a move racing the enqueue), or for an enqueue whose
+ * shard the caller chose (a given request id, a client's `shard` option).
+ */
+export class TenantMovedError extends ChorusError {
+  constructor(tenant, shard) {
+    super(`tenant '${tenant}' lives in shard ${shard}, and its forwards did not end; retry`);
+    this.tenant = tenant;
+    this.shard = shard;
+  }
+
+  get retryable() {
+    return true;
+  }
+}
+named(TenantMovedError, 'TenantMovedError');
+
 const int = (word) => Number.parseInt(word, 10);
 
 /**
@@ -301,6 +322,8 @@ export const REFUSALS = Object.freeze({
   },
   // BADSTATE <key> <why>: a key of the wrong type, or a counter that is not a number
   BADSTATE: { error: (w) => new BadStateError(w[0] ?? '?', w.slice(1).join(' ')) },
+  // WRONGSHARD <shard>: the tenant's entry in this shard is a forward; it lives in <shard>
+  WRONGSHARD: { error: (w, ctx) => new TenantMovedError(ctx.tenant, w[0] ?? '?') },
 });
 
 /**

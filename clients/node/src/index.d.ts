@@ -114,7 +114,27 @@ export class StreamTimeoutError extends ChorusError {
   waitedS: number;
 }
 
-export type RefusalKind = 'QUEUEFULL' | 'TOOLARGE' | 'LANE' | 'NOTENANT' | 'DUPLICATE' | 'BADARGS' | 'BADPOLICY' | 'BADSTATE';
+/**
+ * WRONGSHARD: the tenant lives in `shard`, not the shard tried. The client follows it by itself;
+ * thrown when the forwards did not end within MAX_SHARD_HOPS, or for an enqueue whose shard the
+ * caller chose (a given request id, the client's `shard` option). Retryable.
+ */
+export class TenantMovedError extends ChorusError {
+  constructor(tenant: string, shard: string);
+  tenant: string;
+  shard: string;
+}
+
+export type RefusalKind =
+  | 'QUEUEFULL'
+  | 'TOOLARGE'
+  | 'LANE'
+  | 'NOTENANT'
+  | 'DUPLICATE'
+  | 'BADARGS'
+  | 'BADPOLICY'
+  | 'BADSTATE'
+  | 'WRONGSHARD';
 export interface RefusalContext {
   tenant: string;
   requestId: string;
@@ -139,13 +159,29 @@ export const DEFAULT_PREFIX: 'chorus';
 export const DEFAULT_SHARD: 's0';
 export const LANES: readonly ['rt', 'interactive', 'batch'];
 export const GROUP: 'workers';
+/** Most shards a deployment may have (s0 … s1023). */
+export const MAX_SHARDS: 1024;
 export function validateTenant(tenant: string): string;
+/** `shard` when it is a shard name ([a-z0-9]{1,8}); throws ConfigError otherwise. */
+export function validateShard(shard: string): string;
+/** `s<index>`. */
+export function shardName(index: number): string;
+/** s0 … s<count-1>; throws ConfigError for a count outside 1..MAX_SHARDS. */
+export function shardNames(count: number): string[];
+/** 32-bit FNV-1a (unsigned) of a string's UTF-8 bytes, or of bytes. */
+export function fnv1a32(data: string | Uint8Array): number;
+/** `s<fnv1a32(tenant) mod count>`: the shard a tenant lives in unless a forward there says otherwise. */
+export function homeShard(tenant: string, count: number): string;
 export function newRequestId(shard?: string): string;
 export function shardOf(requestId: string): string;
 export class Keys {
   constructor(prefix?: string, shard?: string);
   readonly prefix: string;
   readonly shard: string;
+  /** The keys of another shard of this deployment. */
+  ofShard(shard: string): Keys;
+  /** `<prefix>:shards`: the deployment's shard count (absent: 1). */
+  shards(): string;
   queuePrefix(): string;
   queue(tenant: string, lane: string): string;
   enqueueKeys(tenant: string, requestKey: string): string[];
@@ -168,6 +204,43 @@ export class Keys {
   voices(): string;
   forRequest(requestId: string): Keys;
 }
+
+// -- placement -------------------------------------------------------------------------------------
+
+/** How long a client trusts the shard count it read (s). */
+export const SHARD_COUNT_TTL_S: number;
+/** How long a client remembers that a tenant lives outside its home shard (s). */
+export const PLACEMENT_TTL_S: number;
+/** WRONGSHARD forwards followed for one enqueue before TenantMovedError. */
+export const MAX_SHARD_HOPS: number;
+/** Tenants a Placement remembers outside their home shard (least recently used go first). */
+export const MAX_REMEMBERED: number;
+/** The shard count from the raw `<prefix>:shards` value: 1 when absent; ProtocolError unless 1..MAX_SHARDS. */
+export function parseShardCount(raw: string | Uint8Array | null | undefined): number;
+export interface PlacementOptions {
+  /** Where the shard count is read (an ioredis client, or anything with `get`). */
+  redis?: { get(key: string): Promise<string | null> } | null;
+  /** A fixed shard count: nothing is read. */
+  count?: number | null;
+  /** Names the server in errors. */
+  url?: string;
+  /** Monotonic clock in seconds (default performance.now() / 1000). */
+  clock?: () => number;
+}
+/** A client's view of where tenants live: the shard count (cached) and the forwards met (remembered). */
+export class Placement {
+  constructor(keys: Keys, options?: PlacementOptions);
+  readonly keys: Keys;
+  /** Tenants remembered outside their home shard. */
+  readonly remembered: number;
+  count(): Promise<number>;
+  shardFor(tenant: string): Promise<string>;
+  keysFor(tenant: string): Promise<Keys>;
+  /** Remember a WRONGSHARD answer: the tenant lives in `shard`. */
+  learn(tenant: string, shard: string): void;
+}
+/** Run `attempt` with the keys of the tenant's shard, following WRONGSHARD up to MAX_SHARD_HOPS times. */
+export function placed<T>(placement: Placement, tenant: string, attempt: (keys: Keys) => Promise<T>): Promise<T>;
 
 // -- protocol --------------------------------------------------------------------------------------
 
@@ -416,6 +489,8 @@ export interface RequestStatus {
 
 export interface ClientOptions {
   prefix?: string;
+  /** Pin every enqueue to this shard (not routed; WRONGSHARD throws TenantMovedError). Default: none,
+   * each enqueue goes to the shard its tenant lives in. */
   shard?: string;
   /** A voice table (default VOICES) or 'redis': read each voice from the workers' voices hash. */
   voices?: VoiceTable | 'redis';
@@ -427,10 +502,13 @@ export class ChorusClient {
   constructor(redis?: Redis | Cluster | string | RedisOptions, options?: ClientOptions);
   readonly redis: Redis | Cluster;
   readonly keys: Keys;
+  /** The `shard` option, or null: enqueues go where the tenant lives. */
+  readonly pinnedShard: string | null;
+  readonly placement: Placement;
   readonly url: string;
   close(): Promise<void>;
   loadScripts(): Promise<void>;
-  prepare(text: string | string[] | Uint8Array, options: EnqueueOptions & { nowMs?: number }): PreparedRequest;
+  prepare(text: string | string[] | Uint8Array, options: EnqueueOptions & { keys?: Keys; nowMs?: number }): PreparedRequest;
   enqueue(text: string | string[] | Uint8Array, options: EnqueueOptions): Promise<EnqueueResult>;
   frames(requestId: string, options?: FramesOptions): FrameStream;
   cancel(requestId: string): Promise<boolean>;

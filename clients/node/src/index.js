@@ -39,13 +39,38 @@ export {
   SERVER_STATE_CODES,
   serverState,
   StreamTimeoutError,
+  TenantMovedError,
   TextError,
   translateRedisError,
   UnknownTenantError,
   UnknownVoiceError,
 } from './errors.js';
-export { DEFAULT_PREFIX, DEFAULT_SHARD, GROUP, Keys, LANES, newRequestId, shardOf, validateTenant } from './keys.js';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_SHARD,
+  fnv1a32,
+  GROUP,
+  homeShard,
+  Keys,
+  LANES,
+  MAX_SHARDS,
+  newRequestId,
+  shardName,
+  shardNames,
+  shardOf,
+  validateShard,
+  validateTenant,
+} from './keys.js';
 export { backoff, DEFAULT_TIMEOUT_S, parsePosition, positionOf, Reorderer, StreamState, streamEntries } from './listen.js';
+export {
+  MAX_REMEMBERED,
+  MAX_SHARD_HOPS,
+  parseShardCount,
+  Placement,
+  PLACEMENT_TTL_S,
+  placed,
+  SHARD_COUNT_TTL_S,
+} from './placement.js';
 export {
   decodeFrame,
   decodeSegment,

@@ -1,6 +1,8 @@
 // Every Redis key name chorus uses (docs/PROTOCOL.md, the Python reference's Keys class).
 // Keys of one shard share the hash tag {<shard>}; a request's audio stream has its own tag
 // {r:<request>}. Request ids carry their shard: <shard>.<22 url-safe base64 characters>.
+// A deployment has N shards s0 … sN-1 (<prefix>:shards, 1 when absent); a tenant's home shard is
+// homeShard(tenant, N), unless an entry there forwards it (src/placement.js).
 import { randomBytes } from 'node:crypto';
 
 import { ConfigError, InvalidRequestError, RequestNotFoundError, UnknownTenantError } from './errors.js';
@@ -11,6 +13,8 @@ export const DEFAULT_SHARD = 's0';
 export const LANES = Object.freeze(['rt', 'interactive', 'batch']);
 /** The consumer group every worker joins on every lane stream. */
 export const GROUP = 'workers';
+/** Most shards a deployment may have (`<prefix>:shards`; names s0 … s1023). */
+export const MAX_SHARDS = 1024;
 
 export const TENANT_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const SHARD_RE = /^[a-z0-9]{1,8}$/;
@@ -21,6 +25,56 @@ export function validateTenant(tenant) {
     throw new UnknownTenantError(String(tenant), `tenant names match ${TENANT_RE.source}`);
   }
   return tenant;
+}
+
+/** `shard` when it is a shard name ([a-z0-9]{1,8}); ConfigError otherwise. */
+export function validateShard(shard) {
+  if (typeof shard !== 'string' || !SHARD_RE.test(shard)) {
+    throw new ConfigError(`shard '${shard}' must match ${SHARD_RE.source}`);
+  }
+  return shard;
+}
+
+/** The name of shard `index`: s<index>. */
+export function shardName(index) {
+  return `s${index}`;
+}
+
+function checkCount(count) {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_SHARDS) {
+    throw new ConfigError(`a deployment has 1..${MAX_SHARDS} shards, not ${count}`);
+  }
+  return count;
+}
+
+/** s0 … s<count-1>; ConfigError for a count outside 1..MAX_SHARDS. */
+export function shardNames(count) {
+  return Array.from({ length: checkCount(count) }, (_, i) => shardName(i));
+}
+
+const FNV_OFFSET_BASIS = 2166136261;
+const FNV_PRIME = 16777619;
+const utf8 = new TextEncoder();
+
+/**
+ * 32-bit FNV-1a (offset basis 2166136261, prime 16777619) of `data`: a string (hashed as its UTF-8
+ * bytes) or bytes. An unsigned integer, equal to the Python reference's `fnv1a32`.
+ */
+export function fnv1a32(data) {
+  const bytes = typeof data === 'string' ? utf8.encode(data) : data;
+  let h = FNV_OFFSET_BASIS;
+  for (const byte of bytes) {
+    // Math.imul multiplies modulo 2^32 (a float multiplication would lose the low bits)
+    h = Math.imul(h ^ byte, FNV_PRIME) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The shard a tenant lives in unless a forward entry there says otherwise:
+ * s<fnv1a32(UTF-8 name) mod count>. UnknownTenantError for a bad name, ConfigError for a bad count. */
+export function homeShard(tenant, count) {
+  validateTenant(tenant);
+  return shardName(fnv1a32(tenant) % checkCount(count));
 }
 
 /** An unguessable request id (128 random bits) that names its shard. */
@@ -37,13 +91,21 @@ export function shardOf(requestId) {
 
 export class Keys {
   constructor(prefix = DEFAULT_PREFIX, shard = DEFAULT_SHARD) {
-    if (typeof shard !== 'string' || !SHARD_RE.test(shard)) {
-      throw new ConfigError(`shard '${shard}' must match ${SHARD_RE.source}`);
-    }
+    validateShard(shard);
     if (typeof prefix !== 'string' || !prefix) throw new ConfigError('the key prefix must be a non-empty string');
     this.prefix = prefix;
     this.shard = shard;
     Object.freeze(this);
+  }
+
+  /** The keys of another shard of this deployment. */
+  ofShard(shard) {
+    return new Keys(this.prefix, shard);
+  }
+
+  /** String: the deployment's shard count N (shards s0 … sN-1); absent means 1. */
+  shards() {
+    return `${this.prefix}:shards`;
   }
 
   get #s() {

@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import {
   ChorusClient,
   DuplicateRequestError,
+  homeShard,
   LaneNotAllowedError,
   newRequestId,
   QueueFullError,
@@ -16,6 +17,7 @@ import {
   RequestNotFoundError,
   RequestTooLargeError,
   StreamTimeoutError,
+  TenantMovedError,
   UnknownTenantError,
   UnknownVoiceError,
 } from '../src/index.js';
@@ -268,6 +270,111 @@ describe('refusals', () => {
         await c0.close();
       }
     });
+  });
+});
+
+describe('placement over shards (prefix "placed": 4 shards, no worker)', () => {
+  const prefix = 'placed';
+  // a tenant whose home shard under 4 shards is neither s0 (the old default) nor s3 (where it is
+  // forwarded to below)
+  const tenant = ['acme', 'globex', 'initech', 'umbrella'].find((t) => !['s0', 's3'].includes(homeShard(t, 4)));
+  const home = homeShard(tenant, 4);
+  let pc;
+  const wrongShards = async () => {
+    const m = /errorstat_WRONGSHARD:count=(\d+)/.exec(await raw.info('errorstats'));
+    return m ? Number(m[1]) : 0;
+  };
+  const requestIn = async (shard, requestId) => (await raw.exists(`${prefix}:{${shard}}:req:${requestId}`)) === 1;
+
+  before(async () => {
+    await raw.set(`${prefix}:shards`, '4');
+    pc = new ChorusClient(server.url, { prefix });
+  });
+  after(() => pc.close());
+
+  // the Python producer's request id for one enqueue of the tenant
+  const pythonEnqueue = () =>
+    pythonJson(
+      'import json, sys, redis\n' +
+        'from broker.producer import Producer\n' +
+        'from chorus_client.keys import Keys\n' +
+        'res = Producer(redis.Redis.from_url(sys.argv[1]), keys=Keys(sys.argv[2])).enqueue("你好。", tenant=sys.argv[3])\n' +
+        'print(json.dumps(res.request_id))',
+      [server.url, prefix, tenant],
+    );
+
+  test('a tenant lands in its home shard', async () => {
+    const handle = await pc.enqueue('你好，世界！', { tenant });
+    assert.ok(handle.requestId.startsWith(`${home}.`), handle.requestId);
+    assert.ok(await requestIn(home, handle.requestId));
+    assert.equal(Number(await raw.hget(`${prefix}:{${home}}:depth`, tenant)), handle.segments);
+    assert.equal(await raw.xlen(`${prefix}:{${home}}:q:${tenant}:rt`), 1);
+    assert.equal((await pc.status(handle.requestId)).tenant, tenant);
+    // the Python producer puts it in the same shard
+    const py = await pythonEnqueue();
+    assert.ok(py.startsWith(`${home}.`), py);
+  });
+
+  test('a forward entry sends the next enqueue to its shard, and is remembered', async () => {
+    const forward = policy({ shard: 's3' });
+    await raw.hset(`${prefix}:{${home}}:tenants`, tenant, forward);
+    await raw.hset(`${prefix}:{s3}:tenants`, tenant, forward);
+    const refusedBefore = await wrongShards();
+    const atHome = await raw.xlen(`${prefix}:{${home}}:q:${tenant}:rt`);
+    const moved = await pc.enqueue('你好，世界！', { tenant });
+    assert.ok(moved.requestId.startsWith('s3.'), moved.requestId);
+    assert.ok(await requestIn('s3', moved.requestId));
+    assert.equal(await raw.xlen(`${prefix}:{s3}:q:${tenant}:rt`), 1);
+    assert.equal(await raw.xlen(`${prefix}:{${home}}:q:${tenant}:rt`), atHome); // nothing written there
+    assert.equal(await wrongShards(), refusedBefore + 1); // one refused call, nothing written
+    // remembered: straight to s3, no refused call
+    const again = await pc.enqueue('再来一次。', { tenant, priority: 'batch' });
+    assert.ok(again.requestId.startsWith('s3.'), again.requestId);
+    assert.equal(await wrongShards(), refusedBefore + 1);
+    assert.equal(await pc.placement.shardFor(tenant), 's3');
+    // a fresh client follows the forward too, and so does the Python producer
+    const fresh = new ChorusClient(server.url, { prefix });
+    try {
+      assert.ok((await fresh.enqueue('你好。', { tenant })).requestId.startsWith('s3.'));
+    } finally {
+      await fresh.close();
+    }
+    const py = await pythonEnqueue();
+    assert.ok(py.startsWith('s3.'), py);
+  });
+
+  test('a given request id names its shard: not routed', async () => {
+    const inS3 = newRequestId('s3');
+    assert.equal((await pc.enqueue('你好。', { tenant, requestId: inS3 })).requestId, inS3);
+    // sent to the shard that forwards the tenant: refused, nothing written
+    const inHome = newRequestId(home);
+    await assert.rejects(pc.enqueue('你好。', { tenant, requestId: inHome }), (err) => {
+      assert.ok(err instanceof TenantMovedError, `${err}`);
+      assert.deepEqual([err.tenant, err.shard, err.retryable], [tenant, 's3', true]);
+      return true;
+    });
+    assert.equal(await requestIn(home, inHome), false);
+  });
+
+  test('a forward loop ends in TenantMovedError', async () => {
+    const looping = ['loop-a', 'loop-b', 'loop-c'].find((t) => homeShard(t, 4) !== 's1');
+    const looped = homeShard(looping, 4);
+    await raw.hset(`${prefix}:{${looped}}:tenants`, looping, policy({ shard: 's1' }));
+    await raw.hset(`${prefix}:{s1}:tenants`, looping, policy({ shard: looped }));
+    const before = await wrongShards();
+    await assert.rejects(pc.enqueue('你好。', { tenant: looping }), TenantMovedError);
+    assert.equal(await wrongShards(), before + 5); // the first try and MAX_SHARD_HOPS more
+    for (const key of await raw.keys(`${prefix}:*:req:*`)) assert.notEqual(await raw.hget(key, 'tenant'), looping, key);
+  });
+
+  test('a pinned client (option shard) is not routed', async () => {
+    const pinned = new ChorusClient(server.url, { prefix, shard: 's2' });
+    try {
+      const other = ['alpha', 'beta', 'gamma', 'delta'].find((t) => homeShard(t, 4) !== 's2');
+      assert.ok((await pinned.enqueue('你好。', { tenant: other })).requestId.startsWith('s2.'));
+    } finally {
+      await pinned.close();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
-// Pure parts of the client: the refusal table, keys, request validation, the voice table, the
-// listener's skipping of failed segments and exact resumption. No Redis here.
+// Pure parts of the client: the refusal table, keys, placement (hash, home shard, shard count,
+// the forwards remembered, with a fake clock), request validation, the voice table, the listener's
+// skipping of failed segments and exact resumption. No Redis here.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,15 +9,25 @@ import { describe, test } from 'node:test';
 import {
   BadArgumentsError,
   BadStateError,
+  ConfigError,
   DEFAULT_VOICES,
   DuplicateRequestError,
   encodeFrame,
+  fnv1a32,
+  homeShard,
   InvalidRequestError,
   Keys,
   LaneNotAllowedError,
+  MAX_REMEMBERED,
+  MAX_SHARD_HOPS,
   newRequestId,
   parseRefusal,
+  parseShardCount,
+  Placement,
+  PLACEMENT_TTL_S,
+  placed,
   prepare,
+  ProtocolError,
   QueueFullError,
   REFUSALS,
   refusalError,
@@ -27,7 +38,10 @@ import {
   RequestNotFoundError,
   RequestTooLargeError,
   segmentText,
+  SHARD_COUNT_TTL_S,
+  shardNames,
   StreamState,
+  TenantMovedError,
   tenantRate,
   TextError,
   translateRedisError,
@@ -59,6 +73,7 @@ describe('refusals', () => {
     ['BADARGS segment count does not match arguments', BadArgumentsError, { field: 'enqueue arguments' }],
     ['BADPOLICY acme weight must be an integer', UnknownTenantError, { tenant: 'acme' }],
     ['BADSTATE chorus:{s0}:depth not a hash', BadStateError, { key: 'chorus:{s0}:depth', reason: 'not a hash' }],
+    ['WRONGSHARD s3', TenantMovedError, { tenant: 'acme', shard: 's3', retryable: true }],
   ];
   for (const [message, cls, fields] of cases) {
     test(message.split(' ')[0], () => {
@@ -159,6 +174,166 @@ describe('prepare', () => {
   test('segmentation grows the segments', () => {
     const segs = segmentText(`${Array(60).fill('今天天气很好我们去公园').join('，')}。`);
     assert.ok(segs.length > 3 && segs.length < 30);
+  });
+});
+
+// -- placement -------------------------------------------------------------------------------------
+
+describe('placement', () => {
+  test('FNV-1a 32 of UTF-8 bytes, unsigned', () => {
+    assert.equal(fnv1a32(''), 0x811c9dc5);
+    assert.equal(fnv1a32('a'), 0xe40c292c);
+    assert.equal(fnv1a32('foobar'), 0xbf9cf968);
+    assert.equal(fnv1a32('acme'), 1174237615); // docs/PROTOCOL.md's worked example
+    assert.equal(fnv1a32('café'), fnv1a32(Buffer.from('636166c3a9', 'hex')));
+    assert.equal(fnv1a32(new Uint8Array([0xff, 0xff, 0xff, 0xff])), fnv1a32(Buffer.from([255, 255, 255, 255])));
+    for (const s of ['', 'a', 'z'.repeat(64), '你好😀']) {
+      const h = fnv1a32(s);
+      assert.ok(Number.isInteger(h) && h >= 0 && h <= 0xffffffff, `${s}: ${h}`);
+    }
+  });
+
+  test('home shard', () => {
+    assert.equal(homeShard('acme', 1), 's0');
+    assert.equal(homeShard('acme', 4), 's3'); // 1174237615 mod 4
+    assert.equal(homeShard('acme', 1024), 's431');
+    assert.throws(() => homeShard('acme', 0), ConfigError);
+    assert.throws(() => homeShard('acme', 1025), ConfigError);
+    assert.throws(() => homeShard('acme', 2.5), ConfigError);
+    assert.throws(() => homeShard('a b', 4), UnknownTenantError);
+    assert.deepEqual(shardNames(3), ['s0', 's1', 's2']);
+    // spread: 1000 tenants over 16 shards, none empty, none with twice its share
+    const per = new Map();
+    for (let i = 0; i < 1000; i += 1) per.set(homeShard(`tenant-${i}`, 16), (per.get(homeShard(`tenant-${i}`, 16)) ?? 0) + 1);
+    assert.equal(per.size, 16);
+    assert.ok(Math.max(...per.values()) < 125, JSON.stringify([...per]));
+  });
+
+  test('shard count values', () => {
+    assert.equal(parseShardCount(null), 1);
+    assert.equal(parseShardCount(undefined), 1);
+    assert.equal(parseShardCount('4'), 4);
+    assert.equal(parseShardCount(Buffer.from('16')), 16);
+    assert.equal(parseShardCount('1024'), 1024);
+    for (const bad of ['0', '1025', '-1', '+1', ' 4', '4 ', '4.0', '0x4', 'four', '', '９']) {
+      assert.throws(() => parseShardCount(bad), (err) => err instanceof ProtocolError && err.field === 'shards', bad);
+    }
+  });
+
+  test('keys of the shard count and of another shard', () => {
+    const k = new Keys('chorus', 's0');
+    assert.equal(k.shards(), 'chorus:shards');
+    assert.equal(k.ofShard('s3').tenants(), 'chorus:{s3}:tenants');
+    assert.equal(k.ofShard('s3').prefix, 'chorus');
+    assert.throws(() => k.ofShard('S3'), ConfigError);
+  });
+
+  /** A Placement over a fake Redis (counts GETs) and a clock the test moves. */
+  function fixture(value = '4') {
+    const redis = {
+      value,
+      gets: 0,
+      async get(key) {
+        assert.equal(key, 'chorus:shards');
+        this.gets += 1;
+        return this.value;
+      },
+    };
+    const clock = { now: 1000 };
+    const placement = new Placement(new Keys(), { redis, clock: () => clock.now });
+    return { redis, clock, placement };
+  }
+
+  test('the shard count is read once per SHARD_COUNT_TTL_S', async () => {
+    const { redis, clock, placement } = fixture('4');
+    assert.equal(await placement.count(), 4);
+    assert.equal(await placement.shardFor('acme'), 's3');
+    clock.now += SHARD_COUNT_TTL_S - 0.001;
+    redis.value = '2';
+    assert.equal(await placement.count(), 4); // still trusted
+    assert.equal(redis.gets, 1);
+    clock.now += 0.001;
+    assert.equal(await placement.count(), 2);
+    assert.equal(await placement.shardFor('acme'), 's1');
+    assert.equal(redis.gets, 2);
+    // concurrent enqueues share one read
+    clock.now += SHARD_COUNT_TTL_S;
+    redis.value = null;
+    assert.deepEqual(await Promise.all([placement.count(), placement.count(), placement.count()]), [1, 1, 1]);
+    assert.equal(redis.gets, 3);
+    // a damaged count is an error, not a guess; the next call reads again
+    clock.now += SHARD_COUNT_TTL_S;
+    redis.value = 'x';
+    await assert.rejects(placement.count(), ProtocolError);
+    redis.value = '4';
+    assert.equal(await placement.count(), 4);
+  });
+
+  test('a fixed count reads nothing', async () => {
+    const redis = { get: () => assert.fail('read') };
+    const placement = new Placement(new Keys(), { redis, count: 16 });
+    assert.equal(await placement.shardFor('acme'), 's15');
+  });
+
+  test('a forward is remembered for PLACEMENT_TTL_S', async () => {
+    const { clock, placement } = fixture('4');
+    placement.learn('acme', 's1');
+    assert.equal(await placement.shardFor('acme'), 's1');
+    assert.equal((await placement.keysFor('acme')).depth(), 'chorus:{s1}:depth');
+    clock.now += PLACEMENT_TTL_S - 0.001;
+    assert.equal(await placement.shardFor('acme'), 's1');
+    clock.now += 0.001;
+    assert.equal(await placement.shardFor('acme'), 's3'); // forgotten: home again
+    assert.equal(placement.remembered, 0);
+    assert.throws(() => placement.learn('acme', 'S!'), ConfigError);
+  });
+
+  test(`at most ${MAX_REMEMBERED} forwards, the least recently used go first`, async () => {
+    const { placement } = fixture('1');
+    for (let i = 0; i < MAX_REMEMBERED; i += 1) placement.learn(`t${i}`, 's5');
+    assert.equal(await placement.shardFor('t0'), 's5'); // t0 is now the most recently used
+    placement.learn('one-more', 's6');
+    assert.equal(placement.remembered, MAX_REMEMBERED);
+    assert.equal(await placement.shardFor('t1'), 's0'); // the least recently used went
+    assert.equal(await placement.shardFor('t0'), 's5');
+    assert.equal(await placement.shardFor('one-more'), 's6');
+    placement.learn('t2', 's7'); // learning again refreshes, it does not add
+    assert.equal(placement.remembered, MAX_REMEMBERED);
+    assert.equal(await placement.shardFor('t2'), 's7');
+  });
+
+  test('placed follows WRONGSHARD and remembers it', async () => {
+    const { redis, placement } = fixture('4');
+    const forwards = { s3: 's1', s1: 's2' }; // acme: home s3 -> s1 -> s2
+    const tried = [];
+    const attempt = async (keys) => {
+      tried.push(keys.shard);
+      if (forwards[keys.shard]) throw new TenantMovedError('acme', forwards[keys.shard]);
+      return keys.shard;
+    };
+    assert.equal(await placed(placement, 'acme', attempt), 's2');
+    assert.deepEqual(tried, ['s3', 's1', 's2']);
+    assert.equal(await placed(placement, 'acme', attempt), 's2'); // straight there
+    assert.deepEqual(tried, ['s3', 's1', 's2', 's2']);
+    assert.equal(redis.gets, 1);
+    // other errors are not followed
+    await assert.rejects(
+      placed(placement, 'acme', async () => {
+        throw new QueueFullError('acme', 1, 1, 1, null);
+      }),
+      QueueFullError,
+    );
+  });
+
+  test(`a forward loop ends after ${MAX_SHARD_HOPS} hops in TenantMovedError`, async () => {
+    const { placement } = fixture('4');
+    let tries = 0;
+    const loop = async (keys) => {
+      tries += 1;
+      throw new TenantMovedError('acme', keys.shard === 's0' ? 's1' : 's0');
+    };
+    await assert.rejects(placed(placement, 'acme', loop), (err) => err instanceof TenantMovedError && err.retryable);
+    assert.equal(tries, MAX_SHARD_HOPS + 1);
   });
 });
 

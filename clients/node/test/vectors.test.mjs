@@ -1,5 +1,5 @@
 // The conformance vectors of protocol/vectors (see its README): segmentation, payload and frame
-// codecs, and the listener. Generated from the Python reference; every client must agree.
+// codecs, the listener, and placement. Generated from the Python reference; every client must agree.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,22 +15,31 @@ import {
   END_STATUS,
   FIRST_BUDGET,
   FIRST_MAX_CHARS,
+  fnv1a32,
+  homeShard,
   Keys,
   LANES,
   MAX_CHARS,
   MAX_ENTRY_BYTES,
   MAX_FRAME_BYTES,
   MAX_PAUSE_MS,
+  MAX_REMEMBERED,
   MAX_REQUEST_TEXT_BYTES,
   MAX_SEGMENT_TEXT_BYTES,
   MAX_SEGMENTS,
+  MAX_SHARD_HOPS,
+  MAX_SHARDS,
+  parseShardCount,
   peekSegmentAddress,
+  PLACEMENT_TTL_S,
   prepare,
   PROTOCOL_VERSION,
   ProtocolError,
   RequestFailedError,
+  SHARD_COUNT_TTL_S,
   StreamState,
   TextError,
+  UnknownTenantError,
   weightedChars,
   weightFifths,
   parsePosition,
@@ -335,6 +344,63 @@ describe('listening.json', () => {
       if (c.expected.outcome === 'error') {
         assert.ok(['error', 'pending', c.resume_from ? 'end' : 'error'].includes(got.outcome), got.outcome);
         if (got.outcome === 'error') assert.deepEqual(got.error, c.expected.error);
+      }
+    });
+  }
+});
+
+// -- placement -------------------------------------------------------------------------------------
+
+describe('placement.json', () => {
+  const doc = load('placement.json');
+
+  test('constants', () => {
+    assert.deepEqual(doc.constants, {
+      fnv_offset_basis: 2166136261,
+      fnv_prime: 16777619,
+      max_shards: MAX_SHARDS,
+      shard_count_ttl_s: SHARD_COUNT_TTL_S,
+      placement_ttl_s: PLACEMENT_TTL_S,
+      max_shard_hops: MAX_SHARD_HOPS,
+      max_remembered: MAX_REMEMBERED,
+    });
+    assert.equal(fnv1a32(''), doc.constants.fnv_offset_basis);
+  });
+
+  for (const c of doc.tenants) {
+    test(`tenant ${c.name}`, () => {
+      assert.equal(hex(Buffer.from(c.tenant, 'utf8')), c.utf8_hex);
+      assert.equal(fnv1a32(c.tenant), c.fnv1a32);
+      assert.equal(fnv1a32(bytes(c.utf8_hex)), c.fnv1a32);
+      assert.deepEqual(Object.keys(c.home).sort(), doc.shard_counts.map(String).sort());
+      for (const count of doc.shard_counts) assert.equal(homeShard(c.tenant, count), c.home[count], `count ${count}`);
+    });
+  }
+
+  for (const c of doc.tenants_refused) {
+    test(`refused tenant ${c.name}`, () => {
+      assert.equal(c.error, 'tenant');
+      for (const count of doc.shard_counts) assert.throws(() => homeShard(c.tenant, count), UnknownTenantError);
+    });
+  }
+
+  for (const c of doc.hashes) {
+    test(`hash ${c.name}`, () => {
+      assert.equal(hex(Buffer.from(c.input, 'utf8')), c.utf8_hex);
+      assert.equal(fnv1a32(c.input), c.fnv1a32);
+      assert.equal(fnv1a32(bytes(c.utf8_hex)), c.fnv1a32);
+    });
+  }
+
+  for (const c of doc.shard_count_values) {
+    test(`shard count ${c.name}`, () => {
+      const inputs = c.raw === null ? [null, undefined] : [c.raw, Buffer.from(c.raw, 'latin1')];
+      for (const raw of inputs) {
+        if (c.error === null) {
+          assert.equal(parseShardCount(raw), c.count);
+        } else {
+          assert.equal(refusedField(() => parseShardCount(raw)), c.error.field);
+        }
       }
     });
   }

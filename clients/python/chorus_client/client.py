@@ -33,6 +33,7 @@ from chorus_client.errors import InvalidRequest
 from chorus_client.keys import Keys
 from chorus_client.listen import DEFAULT_TIMEOUT_S, StreamState, listen, resume_op
 from chorus_client.outage import client_url
+from chorus_client.placement import Placement, placed
 from chorus_client.protocol import AudioFrame
 
 __all__ = ["AsyncClient", "AsyncRequest", "Client", "Request", "VoiceResolver"]
@@ -54,11 +55,19 @@ def _prepare_op(
 
 
 def _submit(
-    keys: Keys, voices: VoiceResolver | None, url: str, text: str | list[str], tenant: str, voice: str | None,
-    options: Any, replicas: int,
+    placement: Placement, voices: VoiceResolver | None, url: str, text: str | list[str], tenant: str,
+    voice: str | None, options: Any, replicas: int,
 ) -> Op[EnqueueResult]:  # fmt: skip
-    req = yield from _prepare_op(keys, voices, text, tenant, voice, options)
-    return (yield from enqueue(req, keys, url=url, replicas=replicas))
+    """Enqueue in the shard the tenant lives in (a given ``request_id`` names its shard itself)."""
+
+    def attempt(keys: Keys) -> Op[EnqueueResult]:
+        req = yield from _prepare_op(keys, voices, text, tenant, voice, options)
+        return (yield from enqueue(req, keys, url=url, replicas=replicas))
+
+    rid = options.get("request_id")
+    if rid is not None:
+        return (yield from attempt(placement.keys.for_request(rid)))
+    return (yield from placed(placement, tenant, attempt))
 
 
 def _listen_from(
@@ -115,8 +124,10 @@ class Client:
     ) -> None:
         self.redis = redis_client
         self.keys = keys or Keys()
-        self.voices = voices
         self.url = client_url(redis_client)
+        self.placement = Placement(self.keys, url=self.url)
+        """Where tenants live (the deployment's shards; see :mod:`chorus_client.placement`)."""
+        self.voices = voices
         self.durability = Durability(durability)
         """``replica``: ``enqueue`` returns once a replica has the request (``WAIT``)."""
 
@@ -128,7 +139,7 @@ class Client:
         """Enqueue ``text`` (or pre-cut segments); options as :func:`chorus_client.enqueue.prepare` takes
         them (``priority``, ``speed``, ``deadline_s``, ``request_id``). Raises what ``prepare`` and
         ``enqueue`` raise: UnknownVoice, InvalidRequest, TextError, QueueFull, RequestTooLarge …"""
-        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
+        op = _submit(self.placement, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
         return Request(self, run_sync(self.redis, op))
 
     def frames(
@@ -202,8 +213,10 @@ class AsyncClient:
     ) -> None:
         self.redis = redis_client
         self.keys = keys or Keys()
-        self.voices = voices
         self.url = client_url(redis_client)
+        self.placement = Placement(self.keys, url=self.url)
+        """Where tenants live (the deployment's shards; see :mod:`chorus_client.placement`)."""
+        self.voices = voices
         self.durability = Durability(durability)
 
     @classmethod
@@ -213,7 +226,7 @@ class AsyncClient:
     async def enqueue(
         self, text: str | list[str], *, tenant: str, voice: str | None = None, **options: Any
     ) -> AsyncRequest:
-        op = _submit(self.keys, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
+        op = _submit(self.placement, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
         return AsyncRequest(self, await run_async(self.redis, op))
 
     async def frames(

@@ -30,9 +30,13 @@ __all__ = [
     "HEARTBEAT_S",
     "HISTORY_MAXLEN",
     "LANES",
+    "MAX_SHARDS",
+    "MAX_SHARD_HOPS",
     "PENDING_AUDIO_TTL_S",
+    "PLACEMENT_TTL_S",
     "REPLICA_TIMEOUT_MS",
     "REQUEST_TTL_S",
+    "SHARD_COUNT_TTL_S",
     "STATS_BUCKET_S",
     "STATS_BUCKET_TTL_S",
     "STATS_WINDOW_S",
@@ -51,7 +55,17 @@ __all__ = [
 DEFAULT_PREFIX = "chorus"
 """First part of every key name (one deployment per prefix)."""
 DEFAULT_SHARD = "s0"
-"""The shard (hash tag ``{s0}``) of every tenant unless configured otherwise."""
+"""The shard (hash tag ``{s0}``) of every tenant of a deployment with one shard (the default)."""
+MAX_SHARDS = 1024
+"""Most shards a deployment may have (``<prefix>:shards``; names ``s0`` … ``s1023``)."""
+SHARD_COUNT_TTL_S = 5.0
+"""How long a producer trusts the shard count it read (growing is rare, and a stale count is safe:
+the tenants it would misplace are pinned by forward entries)."""
+PLACEMENT_TTL_S = 60.0
+"""How long a producer remembers that a tenant lives outside its home shard (a ``WRONGSHARD`` answer)."""
+MAX_SHARD_HOPS = 4
+"""``WRONGSHARD`` forwards a producer follows for one enqueue before giving up (a chain longer
+than a move's is an operator's loop: ``TenantMoved``)."""
 
 
 class Lane(str, Enum):

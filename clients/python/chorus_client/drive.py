@@ -31,6 +31,7 @@ from typing import Any, TypeVar, Union, cast
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import PipelineCommand
+from redis.exceptions import RedisClusterException
 
 __all__ = [
     "Command",
@@ -109,6 +110,8 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
                 reply = client.execute_command(*step.args)  # type: ignore[no-untyped-call]
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Transaction):
             try:
                 pipe = client.pipeline(transaction=True)
@@ -117,12 +120,16 @@ def iterate_sync(client: redis.Redis, op: Op[Any]) -> Iterator[Any]:
                 reply = pipe.execute()
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Replicated):
             try:
                 replies = replicated(client, step.key, partial(_queue, step.command), step.replicas, step.timeout_ms)
                 reply = replies[0]
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Sleep):
             time.sleep(step.seconds)
         else:
@@ -144,6 +151,8 @@ async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]
                 reply = await client.execute_command(*step.args)  # type: ignore[no-untyped-call]
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Transaction):
             try:
                 apipe = client.pipeline(transaction=True)
@@ -152,11 +161,15 @@ async def iterate_async(client: aredis.Redis, op: Op[Any]) -> AsyncIterator[Any]
                 reply = await apipe.execute()
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Replicated):
             try:
                 reply = await _async_replicated(client, step)
             except redis.RedisError as exc:
                 error = exc
+            except RedisClusterException as exc:  # no node of the cluster answers: an outage like any other
+                error = redis.ConnectionError(str(exc))
         elif isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
         else:

@@ -35,6 +35,7 @@ from chorus_client.errors import (
     ProtocolError,
     QueueFull,
     RequestTooLarge,
+    TenantMoved,
     TextError,
     UnknownTenant,
     UnknownVoice,
@@ -210,6 +211,7 @@ REFUSALS: dict[str, Callable[[str, list[str], int, float | None], ChorusError]] 
     "DUPLICATE": lambda _, words, __, ___: InvalidRequest("request_id", "already used by another request"),
     "BADARGS": lambda _, words, __, ___: ProtocolError("enqueue arguments", " ".join(words)),
     "BADPOLICY": lambda tenant, words, _, __: UnknownTenant(tenant, "its policy is not valid: " + " ".join(words)),
+    "WRONGSHARD": lambda tenant, words, __, ___: TenantMoved(tenant, words[0] if words else "?"),
     "BADSTATE": lambda _, words, __, ___: ChorusError(
         "the shard's state in Redis is damaged (" + " ".join(words) + "); nothing was enqueued: an operator must "
         "repair the key (docs/OPERATIONS.md)"

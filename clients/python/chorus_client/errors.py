@@ -19,6 +19,7 @@ fields needed to act on it::
     ├── RequestFailed            the request ended with an error frame (request_id, code)
     │   └── RequestCancelled     it was cancelled (code "cancelled")
     ├── StreamTimeout            no frame arrived in time (request_id, waited_s)
+    ├── TenantMoved              the tenant's forward entries loop or run too long (tenant, shard)
     └── NoWorkers                nothing is serving the queue (url)
 
 The server adds its own subclasses (model errors) and the table that answers
@@ -42,6 +43,7 @@ __all__ = [
     "RequestNotFound",
     "RequestTooLarge",
     "StreamTimeout",
+    "TenantMoved",
     "TextError",
     "UnknownTenant",
     "UnknownVoice",
@@ -216,3 +218,16 @@ class NoWorkers(ChorusError):
     def __init__(self, url: str) -> None:
         self.url = url
         super().__init__(f"no live worker on {url}; start one with `chorus worker --redis {url}`")
+
+
+class TenantMoved(ChorusError):
+    """The enqueue script answered ``WRONGSHARD``: the tenant lives in ``shard``, not the one tried.
+
+    Producers follow it by themselves (``chorus_client.placement``); it reaches a caller only when
+    the forwards did not end within ``MAX_SHARD_HOPS`` (an operator's loop, or a move racing the enqueue).
+    """
+
+    def __init__(self, tenant: str, shard: str) -> None:
+        self.tenant = tenant
+        self.shard = shard
+        super().__init__(f"tenant {tenant!r} lives in shard {shard}, and its forwards did not end; retry")

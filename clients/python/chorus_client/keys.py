@@ -1,7 +1,10 @@
 """Every Redis key name chorus uses; no key string is formatted anywhere else.
 
 Keys of one shard share the hash tag ``{<shard>}`` so the enqueue and claim
-scripts each run on one Redis Cluster node. A request's audio stream has its own
+scripts each run on one Redis Cluster node. A deployment has ``N`` shards
+``s0 … sN-1`` (``<prefix>:shards``, 1 when absent); a tenant's home shard is
+:func:`home_shard` of its name, unless an entry in that shard forwards it
+(``chorus_client.placement``). A request's audio stream has its own
 tag ``{r:<request>}`` so audio traffic spreads over the cluster. Request ids
 carry their shard (``<shard>.<token>``), so any component finds a request's keys
 from its id alone.
@@ -13,15 +16,20 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD, LANES
+from chorus_client.constants import DEFAULT_PREFIX, DEFAULT_SHARD, LANES, MAX_SHARDS
 from chorus_client.errors import ConfigError, InvalidRequest, RequestNotFound, UnknownTenant
 
 __all__ = [
     "GROUP",
     "LANES",
     "Keys",
+    "fnv1a32",
+    "home_shard",
     "new_request_id",
+    "shard_name",
+    "shard_names",
     "shard_of",
+    "validate_shard",
     "validate_tenant",
 ]
 
@@ -37,6 +45,40 @@ def validate_tenant(tenant: str) -> str:
     if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
         raise UnknownTenant(str(tenant), f"tenant names match {_TENANT_RE.pattern}")
     return tenant
+
+
+def validate_shard(shard: str) -> str:
+    """``shard`` when it is a shard name (``[a-z0-9]{1,8}``); ConfigError otherwise."""
+    if not isinstance(shard, str) or not _SHARD_RE.fullmatch(shard):
+        raise ConfigError(f"shard {shard!r} must match {_SHARD_RE.pattern}")
+    return shard
+
+
+def shard_name(index: int) -> str:
+    """The name of shard ``index``: ``s<index>``."""
+    return f"s{index}"
+
+
+def shard_names(count: int) -> list[str]:
+    """``s0 … s<count-1>``; ConfigError for a count outside 1..MAX_SHARDS."""
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SHARDS:
+        raise ConfigError(f"a deployment has 1..{MAX_SHARDS} shards, not {count!r}")
+    return [shard_name(i) for i in range(count)]
+
+
+def fnv1a32(data: bytes) -> int:
+    """32-bit FNV-1a of ``data`` (offset basis 2166136261, prime 16777619): a hash every language
+    writes in four lines, so every client places a tenant the same way (docs/PROTOCOL.md)."""
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def home_shard(tenant: str, count: int) -> str:
+    """The shard a tenant lives in unless a forward entry there says otherwise:
+    ``s<fnv1a32(utf-8 name) mod count>``."""
+    return shard_name(fnv1a32(validate_tenant(tenant).encode()) % len(shard_names(count)))
 
 
 def new_request_id(shard: str = DEFAULT_SHARD) -> str:
@@ -59,8 +101,16 @@ class Keys:
     shard: str = DEFAULT_SHARD
 
     def __post_init__(self) -> None:
-        if not _SHARD_RE.fullmatch(self.shard):
-            raise ConfigError(f"shard {self.shard!r} must match {_SHARD_RE.pattern}")
+        validate_shard(self.shard)
+
+    def of_shard(self, shard: str) -> Keys:
+        """The keys of another shard of this deployment."""
+        return Keys(self.prefix, shard)
+
+    def shards(self) -> str:
+        """String: the deployment's shard count N (shards ``s0 … sN-1``); absent means 1. Written by
+        ``chorus shards grow``; read by producers (cached) and by workers at every heartbeat."""
+        return f"{self.prefix}:shards"
 
     @property
     def _s(self) -> str:

@@ -1,0 +1,136 @@
+"""Many shards on a real Redis Cluster (3 masters, 3 replicas): tenants on every shard, workers that
+serve them all and wake for any of them, cancellation, reclaim after a kill -9, and a tenant moved
+between shards while it enqueues."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
+
+import pytest
+import redis
+
+from broker.placement import Shards
+from broker.producer import Producer
+from chorus.testing import paced_config, paced_engine, start_worker, stop_processes, wait_for_workers
+from chorus_client import Client
+from chorus_client.errors import RequestCancelled
+from chorus_client.keys import Keys, home_shard, shard_of
+from gateway.subscriber import Subscriber
+from shared.config import RedisSettings
+from shared.connection import sync_client
+from shared.embedded import EmbeddedCluster
+
+pytestmark = pytest.mark.slow
+
+SHARDS = 6
+
+
+def homed(shard: str, n: int = SHARDS, start: int = 0) -> str:
+    return next(f"t{i}" for i in range(start, start + 100_000) if home_shard(f"t{i}", n) == shard)
+
+
+def heard_once(r: redis.Redis, rid: str, segments: int) -> None:
+    got = [(f.segment, f.index) for f in Subscriber(r).frames(rid, timeout_s=60)]
+    assert got == sorted(set(got)) and {s for s, _ in got} == set(range(segments)), rid
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[EmbeddedCluster]:
+    with EmbeddedCluster() as c:
+        r = sync_client(RedisSettings.from_dsn(c.url))
+        Shards(r).grow(SHARDS)
+        r.close()
+        yield c
+
+
+@pytest.fixture(scope="module")
+def r(cluster: EmbeddedCluster) -> Iterator[redis.Redis]:
+    client = sync_client(RedisSettings.from_dsn(cluster.url))
+    yield client
+    client.close()
+
+
+def test_the_shards_spread_over_the_masters(r: redis.Redis) -> None:
+    nodes = {Shards(r).node_of(s) for s in Shards(r).names()}
+    assert len(nodes) >= 2, nodes
+
+
+def test_an_idle_worker_wakes_for_work_on_any_shard(cluster: EmbeddedCluster, r: redis.Redis) -> None:
+    """A worker that would otherwise sleep 30 s between looks serves a request on each shard within a
+    second: the wake-up reaches it through per-shard blocking pops (lists of six slots)."""
+    config = replace(paced_config(5.0), idle_wait_s=30.0)
+    worker = start_worker(cluster.url, "waker", partial(paced_engine, 1, 0.0), config)
+    try:
+        wait_for_workers(r, Keys(), 1, procs=[worker])
+        time.sleep(1.0)  # it looked everywhere once and sleeps
+        producer = Producer(r)
+        for shard in Shards(r).names():
+            t0 = time.monotonic()
+            res = producer.enqueue("你好", tenant=homed(shard))
+            assert shard_of(res.request_id) == shard
+            next(iter(Subscriber(r).frames(res.request_id, timeout_s=10)))
+            assert time.monotonic() - t0 < 1.0, shard
+            time.sleep(0.3)  # idle again
+    finally:
+        stop_processes([worker])
+
+
+def test_every_shard_is_served_cancelled_and_reclaimed(cluster: EmbeddedCluster, r: redis.Redis) -> None:
+    """Two workers serve tenants on all six shards; a long request on a shard other than s0 is
+    cancelled; one worker is killed with kill -9 mid-segment and the other reclaims its work."""
+    slow = partial(paced_engine, 4, 0.15)
+    procs = [start_worker(cluster.url, f"w{i}", slow, paced_config(1.5)) for i in range(2)]
+    try:
+        wait_for_workers(r, Keys(), 2, procs=procs)
+        producer = Producer(r)
+        accepted = [(producer.enqueue(["你好", "世界"], tenant=homed(s)).request_id, 2) for s in Shards(r).names()]
+        assert {shard_of(rid) for rid, _ in accepted} == set(Shards(r).names())
+        client = Client(r)
+        long = client.enqueue(["你好"] * 30, tenant=homed("s4", start=500), voice="jm_kumo")
+        time.sleep(0.5)
+        assert client.cancel(long.request_id)
+        with pytest.raises(RequestCancelled):
+            long.wait(timeout_s=30)
+        more = [(producer.enqueue(["你好"] * 3, tenant=homed(s, start=900)).request_id, 3) for s in ("s1", "s3", "s5")]
+        time.sleep(0.4)  # both workers are mid-segment
+        os.kill(procs[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+        for rid, segments in accepted + more:
+            heard_once(r, rid, segments)
+    finally:
+        stop_processes(procs)
+
+
+def test_a_tenant_moves_between_shards_while_it_enqueues(cluster: EmbeddedCluster, r: redis.Redis) -> None:
+    procs = [start_worker(cluster.url, f"m{i}", partial(paced_engine, 2, 0.01), paced_config(5.0)) for i in range(2)]
+    try:
+        wait_for_workers(r, Keys(), 2, procs=procs)
+        tenant = homed("s1", start=2000)
+        accepted: list[str] = []
+        stop = threading.Event()
+
+        def flow() -> None:
+            p = Producer(sync_client(RedisSettings.from_dsn(cluster.url)))
+            while not stop.is_set():
+                accepted.append(p.enqueue(["你好", "世界"], tenant=tenant).request_id)
+                time.sleep(0.01)
+
+        loader = threading.Thread(target=flow, daemon=True)
+        loader.start()
+        time.sleep(0.5)
+        source, left = Shards(r).move(tenant, "s4", wait_s=30)
+        time.sleep(0.5)
+        stop.set()
+        loader.join(10)
+        assert source == "s1" and left.empty
+        shards = [shard_of(rid) for rid in accepted]
+        assert "s1" in shards and shards[-1] == "s4" and shards == sorted(shards, key=lambda s: s != "s1")
+        for rid in accepted:
+            heard_once(r, rid, 2)
+    finally:
+        stop_processes(procs)
