@@ -701,22 +701,31 @@ class EmbeddedCluster:
         """Move ``slot`` (and its keys) from its master to ``target``, a live resharding as
         ``redis-cli --cluster reshard`` does it: IMPORTING / MIGRATING, MIGRATE ``batch`` keys at a time
         (``pause_s`` between batches, so clients meet ASK and TRYAGAIN meanwhile), then SETSLOT NODE on
-        every master. Returns the keys moved."""
+        every master. Returns the keys moved. A migration begun with :meth:`begin_migration` goes on."""
         source = self.master_of(slot)
         if source is target:
             return 0
-        src, dst = source.client(), target.client()
-        _cmd(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
-        _cmd(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        self.begin_migration(slot, target)
         moved = 0
-        while keys := _cmd(src, "CLUSTER", "GETKEYSINSLOT", slot, batch):
-            _cmd(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "AUTH", self._password, "KEYS", *keys)
+        while keys := _cmd(source.client(), "CLUSTER", "GETKEYSINSLOT", slot, batch):
+            self.migrate_keys(source, target, [k.decode() if isinstance(k, bytes) else str(k) for k in keys])
             moved += len(keys)
             if pause_s:
                 time.sleep(pause_s)
         for node in self.masters():
             _cmd(node.client(), "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
         return moved
+
+    def begin_migration(self, slot: int, target: ClusterNode) -> ClusterNode:
+        """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on its master (returned); idempotent."""
+        source = self.master_of(slot)
+        _cmd(target.client(), "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        _cmd(source.client(), "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        return source
+
+    def migrate_keys(self, source: ClusterNode, target: ClusterNode, keys: list[str]) -> None:
+        """MIGRATE ``keys`` from ``source`` to ``target`` (a slot half moved, for tests of that state)."""
+        _cmd(source.client(), "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "AUTH", self._password, "KEYS", *keys)
 
     def _by_id(self, node_id: str) -> ClusterNode:
         for node in self.nodes:

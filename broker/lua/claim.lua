@@ -117,10 +117,10 @@ while got < want do
   else
     local lane, queued = pick_lane(tenant)
     local key = prefix .. tenant .. ':' .. lane
-    local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', key, '>')
+    local res = held_here(redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', key, '>'))
     if type(res) == 'table' and res.err then
       -- the stream lost its group (deleted by hand): recreate it; nothing to read now
-      redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+      held_here(redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM'))
       res = nil
     end
     if res and res[1] and #res[1][2] > 0 then

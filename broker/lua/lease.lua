@@ -13,7 +13,7 @@ for i = 5, #ARGV do
   local kept = -1
   if tenant and redis.call('ZSCORE', KEYS[1], member) then
     kept = 0
-    local p = redis.pcall('XPENDING', ARGV[1] .. tenant .. ':' .. lane, ARGV[2], id, id, 1)
+    local p = held_here(redis.pcall('XPENDING', ARGV[1] .. tenant .. ':' .. lane, ARGV[2], id, id, 1))
     if type(p) == 'table' and p[1] and p[1][2] == ARGV[3] then
       redis.call('ZADD', KEYS[1], 'XX', expiry, member)
       kept = 1

@@ -32,6 +32,19 @@ local function now_or(arg)
   return server_ms()
 end
 
+-- The reply of a redis.pcall on a key the script computed (not declared in KEYS), as is;
+-- but a key this node does not hold now (its slot migrating away: Redis Cluster checks
+-- undeclared keys at each call) must not read as an absent key: abort with TRYAGAIN,
+-- which cluster clients retry once the slot has moved. Every write made before is a
+-- complete step (a claim, a deficit), so aborting there leaves the state consistent.
+local function held_here(res)
+  if type(res) == 'table' and type(res.err) == 'string'
+      and (res.err:find('non local key', 1, true) or res.err:find('cluster is down', 1, true)) then
+    error({err = 'TRYAGAIN ' .. res.err})
+  end
+  return res
+end
+
 local function num(v, default)
   local n = tonumber(v)
   if n == nil then return default end
@@ -147,7 +160,7 @@ end
 local function undelivered(key, group, cap)
   if redis.call('EXISTS', key) == 0 then return 0 end
   local last = nil
-  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  local groups = held_here(redis.pcall('XINFO', 'GROUPS', key))
   if type(groups) ~= 'table' or groups.err then return 0 end
   for _, g in ipairs(groups) do
     local name, lid = nil, nil
@@ -157,10 +170,10 @@ local function undelivered(key, group, cap)
     if name == group then last = lid end
   end
   if not last then
-    redis.pcall('XGROUP', 'CREATE', key, group, '0')
+    held_here(redis.pcall('XGROUP', 'CREATE', key, group, '0'))
     last = '0-0'
   end
-  local rest = redis.pcall('XRANGE', key, '(' .. last, '+', 'COUNT', cap)
+  local rest = held_here(redis.pcall('XRANGE', key, '(' .. last, '+', 'COUNT', cap))
   if type(rest) ~= 'table' or rest.err then return 0 end
   return #rest
 end

@@ -19,7 +19,7 @@ for _, member in ipairs(due) do
     redis.call('ZREM', KEYS[1], member)
   else
     local key = prefix .. tenant .. ':' .. lane
-    local res = redis.pcall('XCLAIM', key, group, consumer, 0, id)
+    local res = held_here(redis.pcall('XCLAIM', key, group, consumer, 0, id))
     if type(res) ~= 'table' or res.err or not res[1] or not res[1][2] then
       -- acknowledged meanwhile, or the entry is gone: nothing to reclaim
       redis.call('ZREM', KEYS[1], member)

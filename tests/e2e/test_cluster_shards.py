@@ -14,9 +14,13 @@ from functools import partial
 
 import pytest
 import redis
+from redis.crc import key_slot
 
+from broker.claim import Claimer
 from broker.placement import Shards
+from broker.policy import TenantPolicy
 from broker.producer import Producer
+from broker.tenants import Tenants
 from chorus.testing import paced_config, paced_engine, start_worker, stop_processes, wait_for_workers
 from chorus_client import Client
 from chorus_client.errors import RequestCancelled
@@ -134,3 +138,33 @@ def test_a_tenant_moves_between_shards_while_it_enqueues(cluster: EmbeddedCluste
             heard_once(r, rid, 2)
     finally:
         stop_processes(procs)
+
+
+def test_a_claim_that_meets_a_half_moved_shard_retries_and_loses_nothing(
+    cluster: EmbeddedCluster, r: redis.Redis
+) -> None:
+    """Mid-migration of shard s5's slot the lane streams have moved but the ring and counters have
+    not: the claim script, which reads lane streams it finds on the ring (keys it cannot declare),
+    must answer TRYAGAIN rather than take them for absent (that would zero the tenant's counters and
+    drop it from the ring). Once the slot has moved, the same claim takes every entry."""
+    keys = Keys().of_shard("s5")
+    tenant = homed("s5", start=5000)
+    Tenants(r).set(tenant, TenantPolicy(weight=2))
+    Producer(r).enqueue(["你好", "世界", "再见", "好的"], tenant=tenant)
+    claimer = Claimer(r, keys)
+    assert len(claimer.claim("before-move", 1)) == 1
+    # every key the claim declares must exist, or Redis answers TRYAGAIN before the script runs:
+    # a leases entry (above), a policy, and another tenant on the ring
+    r.rpush(keys.active(), "someone-else")
+    slot = key_slot(b"{s5}")
+    source = cluster.master_of(slot)
+    target = next(n for n in cluster.masters() if n is not source)
+    cluster.begin_migration(slot, target)
+    cluster.migrate_keys(source, target, [keys.queue(tenant, lane) for lane in ("rt", "interactive")])
+    src = source.client()
+    with pytest.raises(redis.RedisError):  # TRYAGAIN, retried by redis-py until it gives up
+        claimer.claim("mid-move", 3)
+    assert int(src.hget(keys.depth(), tenant)) == 3  # nothing taken for absent
+    cluster.migrate_slot(slot, target)
+    got = claimer.claim("after-move", 3)
+    assert sorted(item.lane for item in got) == ["interactive", "interactive", "interactive"]
