@@ -18,9 +18,10 @@ found empty is left alone until a wake-up names it (:mod:`broker.wake`), until n
 shard is believed busy (the worker then looks at every shard once before it
 sleeps), or until a probe: while the worker is busy it tries an idle shard again every ``probe_s``,
 so work that arrived while every worker was busy (no one was waiting to be
-woken) is found within that time. The worker sets ``probe_s`` from the number
-of live workers, so the whole deployment probes an idle shard about every 50 ms
-however many workers there are.
+woken) is found within about that time: one idle shard per claim at most (the one probed
+longest ago), none right after a wake-up. The worker sets ``probe_s`` from the
+number of live workers, so the whole deployment probes each idle shard about
+every 50 ms however many workers there are.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ShardPicker:
     def __init__(self, shards: Sequence[str], *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.probe_s = PROBE_EVERY_S
+        self._woken = False
         self._shards: dict[str, _Shard] = {}
         self.set_shards(shards)
 
@@ -74,15 +76,23 @@ class ShardPicker:
         return min(busy) if busy else max((s.vtime for s in self._shards.values()), default=0.0)
 
     def order(self) -> list[str]:
-        """The shards to try, in order: idle ones due for a probe first (a probe that finds work is
-        served at once, as a wake-up would be), then the busy ones by least virtual time. When no
-        shard is believed busy, every shard: the worker looks everywhere once before it sleeps."""
+        """The shards to try, in order: at most one idle shard due for a probe first (a probe that
+        finds work is served at once, as a wake-up would be; none right after a wake-up, which
+        named where the work is), then the busy ones by least virtual time. When no shard is
+        believed busy, every shard: the worker looks everywhere once before it sleeps."""
         now = self._clock()
-        idle = not any(s.busy for s in self._shards.values())
-        due = [n for n, s in self._shards.items() if not s.busy and (idle or now - s.probed >= self.probe_s)]
         busy = sorted((s.vtime, n) for n, s in self._shards.items() if s.busy)
-        for name in due:
-            self._shards[name].probed = now
+        if not busy:
+            for s in self._shards.values():
+                s.probed = now
+            return list(self._shards)
+        due: list[str] = []
+        if not self._woken:
+            idle = [(s.probed, n) for n, s in self._shards.items() if not s.busy and now - s.probed >= self.probe_s]
+            if idle:
+                due = [min(idle)[1]]
+                self._shards[due[0]].probed = now
+        self._woken = False
         return due + [n for _, n in busy]
 
     def found(self, shard: str, weight: int) -> None:
@@ -110,6 +120,7 @@ class ShardPicker:
 
     def woken(self, shards: Iterable[str] | None) -> None:
         """A wake-up named ``shards`` (None: a wait timed out, so try them all)."""
+        self._woken = shards is not None
         floor = self._floor()
         for name in self._shards if shards is None else shards:
             s = self._shards.get(name)

@@ -25,6 +25,9 @@ by hash, then forwards). This module writes what they read:
   accepted after the switch may start before an older one still queued in the source.
   Draining first and switching after would stall the tenant's producers for the whole
   drain, or never end under steady load.
+* :meth:`Shards.balance` spreads the shards' slots evenly over a Redis Cluster's masters
+  (CRC16 puts ``{s0}`` … ``{s5}`` four on one master of three): a live migration of
+  each slot it moves (:func:`shared.slots.migrate_slot`), safe under load.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+from redis.crc import key_slot
 
 from broker.policy import TenantPolicy, effective_policy
 from broker.scripts import POLICY, script_source
@@ -43,8 +47,9 @@ from chorus_client.keys import Keys, home_shard, shard_names, validate_shard, va
 from chorus_client.placement import parse_shard_count
 from shared.connection import as_str
 from shared.errors import ConfigError, TenantMoved
+from shared.slots import SlotNode, migrate_slot
 
-__all__ = ["Drain", "Shards"]
+__all__ = ["Drain", "Move", "Shards"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,17 @@ class Drain:
     @property
     def empty(self) -> bool:
         return self.queued <= 0 and self.inflight <= 0
+
+
+@dataclass(frozen=True)
+class Move:
+    """A shard's slot moved (or to move) from one master to another (``host:port``)."""
+
+    shard: str
+    slot: int
+    source: str
+    target: str
+    keys: int = 0
 
 
 class Shards:
@@ -196,3 +212,63 @@ class Shards:
             left = self.drain(tenant, source)
         log.info("moved tenant %s %s -> %s; left in %s: %s", tenant, source, to, source, left)
         return source, left
+
+    # -- spreading over a cluster --------------------------------------------------------
+
+    def layout(self) -> dict[str, list[str]]:
+        """``host:port`` of each master -> the shards whose slot it serves (every master listed);
+        {} on one redis-server."""
+        primaries = getattr(self._r, "get_primaries", None)
+        if primaries is None:
+            return {}
+        out: dict[str, list[str]] = {f"{n.host}:{n.port}": [] for n in primaries()}
+        for name in self.names():
+            out.setdefault(self.node_of(name), []).append(name)
+        return out
+
+    def plan(self) -> list[Move]:
+        """The fewest moves that leave every master within one shard of every other."""
+        layout = {node: list(shards) for node, shards in self.layout().items()}
+        moves: list[Move] = []
+        while layout:
+            most = max(layout, key=lambda n: (len(layout[n]), n))
+            least = min(layout, key=lambda n: (len(layout[n]), n))
+            if len(layout[most]) - len(layout[least]) <= 1:
+                break
+            shard = layout[most].pop()
+            layout[least].append(shard)
+            moves.append(Move(shard, key_slot(f"{{{shard}}}".encode()), most, least))
+        return moves
+
+    def balance(self, *, batch: int = 100, pause_s: float = 0.0) -> list[Move]:
+        """Carry out :meth:`plan`: each move a live slot migration (clients follow ASK and MOVED;
+        scripts answer TRYAGAIN while a slot is half moved, and are retried). Returns the moves made."""
+        made: list[Move] = []
+        cluster = self._r
+        for move in self.plan():
+            nodes = {f"{n.host}:{n.port}": n for n in cluster.get_primaries()}  # type: ignore[attr-defined]
+            masters = [self._slot_node(n) for n in nodes.values()]
+            by_name = {f"{m.host}:{m.port}": m for m in masters}
+            conn = nodes[move.source].redis_connection.connection_pool.connection_kwargs
+            keys = migrate_slot(
+                move.slot,
+                by_name[move.source],
+                by_name[move.target],
+                masters,
+                password=conn.get("password"),
+                username=conn.get("username"),
+                batch=batch,
+                pause_s=pause_s,
+            )
+            cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+            made.append(Move(move.shard, move.slot, move.source, move.target, keys))
+            log.info(
+                "moved shard %s (slot %d, %d keys) %s -> %s", move.shard, move.slot, keys, move.source, move.target
+            )
+        return made
+
+    @staticmethod
+    def _slot_node(node: object) -> SlotNode:
+        client: redis.Redis = node.redis_connection  # type: ignore[attr-defined]
+        node_id = client.execute_command("CLUSTER", "MYID")  # type: ignore[no-untyped-call]
+        return SlotNode(client, as_str(node_id), node.host, int(node.port))  # type: ignore[attr-defined]

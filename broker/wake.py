@@ -102,6 +102,13 @@ class ThreadWaker:
                 log.debug("wake-up wait on %s failed (%s); retrying in %.2fs", shard, exc, pause)
                 self._stop.wait(pause)
                 continue
+            except Exception:  # a bug must not silence a shard: the timed look covers it meanwhile
+                if self._stop.is_set():
+                    return
+                pause = backoff(pause)
+                log.exception("wake-up wait on %s failed; retrying in %.2fs", shard, pause)
+                self._stop.wait(pause)
+                continue
             if got is not None:
                 self._woken.put(shard)
 
@@ -121,8 +128,11 @@ class ThreadWaker:
                 return woken
 
     def close(self) -> None:
+        """Stop the threads and wait for them (each ends within ``BLOCK_S``)."""
         self._stop.set()
         self._idle.set()  # let the threads see the stop
+        for thread in self._threads:
+            thread.join(BLOCK_S + 1.0)
 
 
 def waker_for(client: redis.Redis, wake_keys: Mapping[str, str]) -> Waker:

@@ -287,6 +287,12 @@ def cmd_shards(args: argparse.Namespace) -> int:
     settings = _redis(args)
     assert settings is not None
     shards = Shards(sync_client(settings))
+    if args.action == "balance":
+        moves = shards.plan() if args.dry_run else shards.balance()
+        for m in moves:
+            print(f"{m.shard} (slot {m.slot}): {m.source} -> {m.target}" + ("" if args.dry_run else f", {m.keys} keys"))
+        print("balanced" if not moves else ("would move" if args.dry_run else "moved") + f" {len(moves)} shards")
+        return 0
     if args.action == "grow":
         pinned = shards.grow(args.count)
         print(f"{args.count} shards; pinned {len(pinned)} tenants where they live: {', '.join(sorted(pinned)) or '-'}")
@@ -533,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     shg = shsub.add_parser("grow", help="raise the shard count (known tenants stay where they are)")
     shg.add_argument("count", type=int)
     redis_opt(shg)
+    shb = shsub.add_parser("balance", help="Redis Cluster: spread the shards' slots evenly over the masters (live)")
+    shb.add_argument("--dry-run", action="store_true", help="print the moves, make none")
+    redis_opt(shb)
     redis_opt(sh)
     sh.set_defaults(func=cmd_shards)
 

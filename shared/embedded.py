@@ -35,6 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shared.errors import ConfigError, RedisUnavailable
+from shared.slots import SlotNode, migrate_slot
 
 __all__ = ["ClusterNode", "EmbeddedCluster", "EmbeddedRedis", "find_redis_server"]
 
@@ -698,23 +699,23 @@ class EmbeddedCluster:
         raise RedisUnavailable(self.safe_url, f"no running node knows who serves slot {slot}")
 
     def migrate_slot(self, slot: int, target: ClusterNode, *, batch: int = 10, pause_s: float = 0.0) -> int:
-        """Move ``slot`` (and its keys) from its master to ``target``, a live resharding as
-        ``redis-cli --cluster reshard`` does it: IMPORTING / MIGRATING, MIGRATE ``batch`` keys at a time
-        (``pause_s`` between batches, so clients meet ASK and TRYAGAIN meanwhile), then SETSLOT NODE on
-        every master. Returns the keys moved. A migration begun with :meth:`begin_migration` goes on."""
+        """Move ``slot`` (and its keys) from its master to ``target``, a live resharding
+        (:func:`shared.slots.migrate_slot`: ``pause_s`` between batches of ``batch`` keys, so clients
+        meet ASK and TRYAGAIN meanwhile). Returns the keys moved. A migration begun with
+        :meth:`begin_migration` goes on."""
         source = self.master_of(slot)
-        if source is target:
-            return 0
-        self.begin_migration(slot, target)
-        moved = 0
-        while keys := _cmd(source.client(), "CLUSTER", "GETKEYSINSLOT", slot, batch):
-            self.migrate_keys(source, target, [k.decode() if isinstance(k, bytes) else str(k) for k in keys])
-            moved += len(keys)
-            if pause_s:
-                time.sleep(pause_s)
-        for node in self.masters():
-            _cmd(node.client(), "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
-        return moved
+        return migrate_slot(
+            slot,
+            self.slot_node(source),
+            self.slot_node(target),
+            [self.slot_node(m) for m in self.masters()],
+            password=self._password,
+            batch=batch,
+            pause_s=pause_s,
+        )
+
+    def slot_node(self, node: ClusterNode) -> SlotNode:
+        return SlotNode(node.client(), node.node_id, "127.0.0.1", node.port)
 
     def begin_migration(self, slot: int, target: ClusterNode) -> ClusterNode:
         """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on its master (returned); idempotent."""

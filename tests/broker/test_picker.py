@@ -99,3 +99,20 @@ def test_the_deployment_probes_about_every_50_ms() -> None:
     assert probe_interval(1) == PROBE_EVERY_S
     assert probe_interval(10) == PROBE_EVERY_S * 10
     assert probe_interval(10_000) == 1.0
+
+
+def test_one_probe_per_claim_the_longest_unprobed_first_and_none_right_after_a_wake_up() -> None:
+    clock = Clock()
+    picker = ShardPicker(["s0", "s1", "s2", "s3"], clock=clock)
+    picker.probe_s = 0.5
+    for shard in ("s1", "s2", "s3"):
+        picker.empty(shard)
+        clock.t += 0.01
+    clock.t += 1.0  # all three are due
+    assert picker.order() == ["s1", "s0"]
+    assert picker.order() == ["s2", "s0"]
+    picker.woken({"s3"})
+    assert set(picker.order()) == {"s0", "s3"}  # the wake-up said where the work is: no probe
+    assert "s1" not in picker.order() and "s2" not in picker.order()  # probed just now
+    clock.t += 0.6
+    assert picker.order()[0] == "s1"  # probed longest ago

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -60,9 +62,26 @@ def r(cluster: EmbeddedCluster) -> Iterator[redis.Redis]:
     client.close()
 
 
-def test_the_shards_spread_over_the_masters(r: redis.Redis) -> None:
-    nodes = {Shards(r).node_of(s) for s in Shards(r).names()}
-    assert len(nodes) >= 2, nodes
+def test_balance_spreads_the_shards_evenly_over_the_masters_while_they_serve(
+    cluster: EmbeddedCluster, r: redis.Redis
+) -> None:
+    """CRC16 puts {s0} … {s5} four on one master of three; `balance` moves slots live (requests
+    queued in a moved shard stay whole) until every master serves two."""
+    shards = Shards(r)
+    queued = [Producer(r).enqueue(["你好", "世界"], tenant=homed(s, start=7000)).request_id for s in shards.names()]
+    before = shards.layout()
+    assert len(before) == 3 and max(len(v) for v in before.values()) >= 3, before  # CRC16's spread
+    moves = shards.balance()
+    after = shards.layout()
+    assert sorted(len(v) for v in after.values()) == [2, 2, 2], after
+    assert moves and sum(m.keys for m in moves) > 0 and shards.plan() == []
+    worker = start_worker(cluster.url, "after-balance", partial(paced_engine, 1, 0.0), paced_config(5.0))
+    try:
+        wait_for_workers(r, Keys(), 1, procs=[worker])
+        for rid in queued:
+            heard_once(r, rid, 2)
+    finally:
+        stop_processes([worker])
 
 
 def test_an_idle_worker_wakes_for_work_on_any_shard(cluster: EmbeddedCluster, r: redis.Redis) -> None:
@@ -168,3 +187,29 @@ def test_a_claim_that_meets_a_half_moved_shard_retries_and_loses_nothing(
     cluster.migrate_slot(slot, target)
     got = claimer.claim("after-move", 3)
     assert sorted(item.lane for item in got) == ["interactive", "interactive", "interactive"]
+
+
+def test_the_operator_commands_cover_every_shard(cluster: EmbeddedCluster, r: redis.Redis) -> None:
+    """`chorus shards`, `tenants list/move`, `stats`, `keys` and `cancel` against a node URL see
+    every shard (no worker runs: the queued work stays queued)."""
+
+    def chorus(*args: str) -> str:
+        res = subprocess.run(
+            [sys.executable, "-m", "chorus", *args, "--redis", cluster.url], capture_output=True, text=True, timeout=60
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    tenant = homed("s3", start=9000)
+    rid = Producer(r).enqueue(["你好", "世界"], tenant=tenant).request_id
+    chorus("tenants", "set", tenant, "--weight", "4")
+    listing = chorus("shards")
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == Shards(r).names()
+    assert tenant in chorus("tenants", "list") and tenant in chorus("stats")
+    assert "s3 -> s1" in chorus("tenants", "move", tenant, "--to", "s1", "--wait", "0")
+    assert "(shard s1)" in chorus("tenants", "list")
+    stats = [line for line in chorus("stats").splitlines() if line.startswith(tenant) and "(all)" in line]
+    assert stats and " 2 " in f" {stats[0]} "  # its 2 queued segments, still in s3
+    chorus("cancel", rid)
+    assert Client(r).status(rid).status == "cancelled"
+    assert chorus("keys", "add", tenant).startswith("ck_") and tenant in chorus("keys", "list")
