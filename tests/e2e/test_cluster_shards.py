@@ -213,3 +213,21 @@ def test_the_operator_commands_cover_every_shard(cluster: EmbeddedCluster, r: re
     chorus("cancel", rid)
     assert Client(r).status(rid).status == "cancelled"
     assert chorus("keys", "add", tenant).startswith("ck_") and tenant in chorus("keys", "list")
+
+
+def test_scripts_survive_masters_that_never_loaded_them(cluster: EmbeddedCluster, r: redis.Redis) -> None:
+    """A master just promoted, or just given a slot, has not loaded chorus's scripts (SCRIPT LOAD is
+    not replicated): EVALSHA answers NOSCRIPT, and producers and workers load them again. SCRIPT
+    FLUSH on every master makes that state for every shard at once, while a worker serves."""
+    worker = start_worker(cluster.url, "noscript", partial(paced_engine, 1, 0.0), paced_config(5.0))
+    try:
+        wait_for_workers(r, Keys(), 1, procs=[worker])
+        producer = Producer(r)
+        heard_once(r, producer.enqueue(["你好"], tenant=homed("s2", start=11000)).request_id, 1)
+        for master in cluster.masters():
+            master.client().script_flush()
+        for shard in Shards(r).names():
+            heard_once(r, producer.enqueue(["你好", "世界"], tenant=homed(shard, start=12000)).request_id, 2)
+        assert worker.is_alive()
+    finally:
+        stop_processes([worker])
