@@ -1,0 +1,75 @@
+"""Text normalisation against the project's table: accuracy per category, cost per sentence.
+
+    .venv/bin/python -m bench.normalisation [--reps 5] [--misses 3] [--write-floor]
+
+Mandarin runs chorus's normaliser (``workers.normalize_zh``). English has none yet: espeak-ng
+reads the raw text, so its row is the identity (what reaches espeak-ng), and a reading by
+espeak-ng itself cannot be scored from text. Cost: every table input ``--reps`` times (the
+first pass warms caches and is left out), p50/p99 per call. ``--write-floor`` records today's
+per-category strict matches in ``tests/data/normalisation/floor.json``, the regression floor
+the tests hold the normaliser to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+from bench.common import pct
+from chorus.normtable import TABLE_DIR, Score, load, score
+from workers.normalize_zh import normalize_zh
+
+READERS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "zh": ("workers.normalize_zh", normalize_zh),
+    "en": ("none (espeak-ng gets the raw text)", lambda text: text),
+}
+
+
+def cost_ms(read: Callable[[str], str], texts: list[str], reps: int) -> list[float]:
+    out = []
+    for rep in range(reps):
+        for text in texts:
+            t0 = time.perf_counter()
+            read(text)
+            if rep:
+                out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def report(lang: str, name: str, result: Score, ms: list[float], misses: int) -> None:
+    strict, lenient = result.accuracy()
+    n = sum(result.total.values())
+    print(f"== {lang}: {name}: {strict:.1%} strict, {lenient:.1%} with alt forms, of {n} rows; "
+          f"cost p50 {pct(ms, 50):.3f} ms  p99 {pct(ms, 99):.3f} ms per sentence")  # fmt: skip
+    for cat in sorted(result.total, key=lambda c: -result.total[c]):
+        s, a = result.strict[cat], result.lenient[cat]
+        print(f"  {cat:16} {s:>3}/{a:>3} of {result.total[cat]:>3}")
+    by_cat: dict[str, int] = {}
+    for row, reading in result.misses:
+        if by_cat.get(row.category, 0) < misses:
+            by_cat[row.category] = by_cat.get(row.category, 0) + 1
+            print(f"    miss {row.category}: {row.text!r} -> {reading!r} (want {row.expected!r})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--misses", type=int, default=0, help="show this many misses per category")
+    ap.add_argument("--write-floor", action="store_true")
+    args = ap.parse_args()
+    floor: dict[str, dict[str, int]] = {}
+    for lang, (name, read) in READERS.items():
+        rows = load(lang)
+        result = score(rows, read)
+        report(lang, name, result, cost_ms(read, [r.text for r in rows], args.reps), args.misses)
+        floor[lang] = dict(sorted(result.strict.items()))
+    if args.write_floor:
+        path = TABLE_DIR / "floor.json"
+        path.write_text(json.dumps(floor, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
