@@ -162,7 +162,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from gateway.app import GatewayConfig, create_app, create_metrics_app
+    from gateway.app import GatewayConfig, create_app, create_metrics_app, server_limits
     from gateway.limits import Limits
 
     settings = _redis(args)
@@ -198,7 +198,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     )
     # open streams must not hold a shutdown forever: SIGTERM gives them 5 s
     common: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5}
-    servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, **common))]
+    servers = [uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, **common, **server_limits(config)))]
     if args.metrics_port:
         print(f"metrics on http://127.0.0.1:{args.metrics_port}/metrics (loopback only)", file=sys.stderr)
         metrics_app = create_metrics_app(app)

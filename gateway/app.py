@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,7 +32,25 @@ from gateway.origin import OriginGuard
 from gateway.routes import ROUTES, http_exception, open_metrics
 from gateway.service import Gateway, GatewayConfig
 
-__all__ = ["GatewayConfig", "create_app", "create_metrics_app"]
+__all__ = ["WS_MAX_QUEUE", "GatewayConfig", "create_app", "create_metrics_app", "server_limits"]
+
+WS_MAX_QUEUE = 4
+"""WebSocket messages the server holds unread per connection (each at most the body limit)."""
+
+
+def server_limits(config: GatewayConfig) -> dict[str, Any]:
+    """The uvicorn options that enforce chorus's limits before anything is buffered or parsed.
+
+    The server library caps WebSocket messages at 16 MiB and accepts permessage-deflate by
+    default, so 16 KB on the wire could become 16 MiB of JSON before the session's own check;
+    here the cap is the gateway's body limit, compression is not negotiated (a compressed
+    frame is then a protocol error, refused unread), and at most :data:`WS_MAX_QUEUE` messages
+    wait per connection."""
+    return {
+        "ws_max_size": config.max_body_bytes,
+        "ws_per_message_deflate": False,
+        "ws_max_queue": WS_MAX_QUEUE,
+    }
 
 
 def create_app(config: GatewayConfig) -> Starlette:

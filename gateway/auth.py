@@ -7,7 +7,8 @@ nothing for random keys and would cost every request). Lookups compare digests,
 never the keys.
 
 A request presents its key as ``Authorization: Bearer <key>``, or as
-``?api_key=`` where a browser cannot set headers (an audio element, a WebSocket).
+``?api_key=`` only where a browser cannot set headers (:func:`query_key_allowed`:
+the WebSocket upgrade, GET of a request's audio or events).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from gateway.http import HttpError
 from shared.connection import as_str
 from shared.errors import InvalidRequest
 
-__all__ = ["KEY_PREFIX", "ApiKey", "ApiKeys", "Authenticator", "bearer_matches", "key_digest"]
+__all__ = ["KEY_PREFIX", "ApiKey", "ApiKeys", "Authenticator", "bearer_matches", "key_digest", "query_key_allowed"]
 
 KEY_PREFIX = "ck_"
 MAX_KEY_CHARS = 128
@@ -85,6 +87,19 @@ class ApiKeys:
         return ApiKey(**json.loads(raw or "{}"))
 
 
+_QUERY_KEY_PATH = re.compile(r"^/v1/requests/[^/]+/(?:audio|events)$")
+
+
+def query_key_allowed(conn: HTTPConnection) -> bool:
+    """Whether ``?api_key=`` may stand for the header here: the WebSocket upgrade, and GET (or HEAD)
+    of a request's audio or events, which ``<audio>`` elements, media players and EventSource open
+    without headers. Never on POST, DELETE or the listing routes: a key in a URL ends up in proxy
+    logs, browser history and Referer headers."""
+    if conn.scope["type"] == "websocket":
+        return True
+    return conn.scope.get("method") in ("GET", "HEAD") and bool(_QUERY_KEY_PATH.match(conn.url.path))
+
+
 def _bearer(conn: HTTPConnection) -> str | None:
     """The token of ``Authorization: Bearer <token>``; None without such a header."""
     header = conn.headers.get("authorization", "")
@@ -121,11 +136,19 @@ class Authenticator:
         return (await self.authenticate(conn))[0]
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[str, str | None]:
-        """(tenant, digest of the API key; None without auth); 401 for a missing or unknown key."""
+        """(tenant, digest of the API key; None without auth); 401 for a missing or unknown key, and
+        for a key in the query string of a route that is not :func:`query_key_allowed`."""
         if not self.enabled:
             return self.open_tenant, None
         bearer = _bearer(conn)
-        key = conn.query_params.get("api_key", "") if bearer is None else bearer
+        key = bearer
+        if key is None and conn.query_params.get("api_key"):
+            if not query_key_allowed(conn):
+                raise _unauthorized(
+                    "API keys in the query string are accepted only where a browser cannot send headers "
+                    "(the WebSocket upgrade, GET of a request's audio or events): send Authorization: Bearer <key>"
+                )
+            key = conn.query_params["api_key"]
         if not key:
             raise _unauthorized("missing API key: send Authorization: Bearer <key>")
         digest = key_digest(key)

@@ -18,6 +18,7 @@ or key and the reason.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -178,7 +179,7 @@ def manifest_of_dir(model: str, version: str, root: Path) -> Manifest:
         raise ModelIntegrityError(str(root / links[0]), "symlink or special file in the model directory")
     entries = []
     for rel in files:
-        data = (root / rel).read_bytes()
+        data = read_regular(root / rel)
         entries.append(FileEntry(check_relative_path(rel), len(data), hashlib.sha256(data).hexdigest()))
     if not entries:
         raise ModelIntegrityError(str(root), "no files to sign")
@@ -261,8 +262,11 @@ def read_keyring_file(path: Path) -> str:
     :class:`ModelIntegrityError` naming the path and the mode. The mode is taken
     from the open file itself, so the file checked is the file read.
     """
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelIntegrityError(str(path), f"keyring is not a regular file (mode {mode:o})")
         data = f.read()
     if stat.S_IMODE(mode) & 0o022:
         raise ModelIntegrityError(
@@ -366,13 +370,30 @@ def check_dir(root: Path, manifest: Manifest) -> dict[str, bytes]:
         raise ModelIntegrityError(str(root / missing[0]), f"missing: signed but not on disk ({len(missing)} in all)")
     out: dict[str, bytes] = {}
     for path, entry in signed.items():
-        with open(root / path, "rb", opener=_nofollow) as f:
-            data = f.read()
+        data = read_regular(root / path)
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
             raise ModelIntegrityError(str(root / path), "changed: size or SHA-256 differs from the signed manifest")
         out[path] = data
     return out
 
 
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+def read_regular(path: Path, *, follow: bool = False) -> bytes:
+    """The bytes of the regular file at ``path``, from one descriptor: opened with ``O_NOFOLLOW``
+    (unless ``follow``) and ``O_NONBLOCK`` (a FIFO put there cannot block the open), checked with
+    ``fstat`` on that descriptor, then read from it. So the file checked is the file read, even if
+    the path is swapped between a directory walk and the read. ModelIntegrityError for a symlink,
+    a FIFO, a device, a socket or a directory."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelIntegrityError(str(path), "a symlink where a model file should be") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelIntegrityError(str(path), f"not a regular file (mode {mode:o}): refused unread")
+        return f.read()

@@ -646,3 +646,46 @@ def test_nothing_above_was_a_server_error(gw: Gw) -> None:
     unexpected = [s for s in SEEN if s[0] >= 500 and not (s[0] == 503 and s[2] == "gateway_busy")]
     assert not unexpected, unexpected
     assert 1011 not in WS_CLOSES, WS_CLOSES
+
+
+def test_query_string_keys_only_where_a_browser_cannot_send_headers(gw: Gw) -> None:
+    """A key in a URL ends up in proxy logs, history and Referer: it is taken on the WebSocket
+    upgrade and on GET of a request's audio and events, and refused (401) everywhere else."""
+    query = {"api_key": gw.a}
+    speech = {"model": "tts-1", "input": "你好。", "voice": "jm_kumo"}
+    refused = [
+        gw.http.post(f"{gw.base}/v1/audio/speech", params=query, json=speech),
+        gw.http.post(f"{gw.base}/v1/requests", params=query, json=speech),
+        gw.http.get(f"{gw.base}/v1/models", params=query),
+        gw.http.get(f"{gw.base}/v1/audio/voices", params=query),
+        gw.http.delete(f"{gw.base}/v1/requests/s0.AAAAAAAAAAAAAAAAAAAAAA", params=query),
+    ]
+    for resp in refused:
+        assert "query string" in _error(resp, 401, "unauthorized")
+    created = gw.http.post(f"{gw.base}/v1/requests", headers=_auth(gw.a), json=speech)
+    assert created.status_code in (200, 201, 202), created.text
+    rid = created.json()["id"]
+    audio = gw.http.get(f"{gw.base}/v1/requests/{rid}/audio", params={**query, "format": "pcm"})
+    assert audio.status_code == 200 and len(audio.content) > 0
+    with gw.http.stream("GET", f"{gw.base}/v1/requests/{rid}/events", params=query) as events:
+        assert events.status_code == 200
+    with _ws_connect(gw, gw.a):  # the upgrade takes it
+        pass
+
+
+def test_a_websocket_message_is_capped_before_it_is_buffered_or_inflated(gw: Gw) -> None:
+    """The server negotiates no permessage-deflate (so 16 KB on the wire cannot become 16 MiB of
+    JSON), and a message over the body limit is refused by the protocol layer (1009) unread; the
+    gateway keeps answering meanwhile."""
+    from gateway.http import DEFAULT_MAX_BODY_BYTES
+
+    url = gw.ws(gw.a)
+    with connect(url, proxy=None, open_timeout=5, compression="deflate", max_size=None) as ws:
+        assert ws.protocol.extensions == []  # offered deflate, got none
+        ws.send("x" * (DEFAULT_MAX_BODY_BYTES + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    t0 = time.monotonic()
+    assert gw.http.get(f"{gw.base}/healthz").status_code == 200
+    assert time.monotonic() - t0 < 1.0

@@ -117,6 +117,46 @@ def test_symlinked_directory(store: ModelStore, tmp_path: Path) -> None:
     assert err.path.endswith("more") and "symlink" in err.reason
 
 
+def test_a_file_swapped_for_a_fifo_after_the_walk_is_refused_without_blocking(
+    store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk saw regular files; then vocab.json became a FIFO (a race with whoever can write the
+    store). The read opens it non-blocking, checks the descriptor itself, and refuses it unread;
+    a plain open() would block until someone writes to the FIFO."""
+    import threading
+
+    import workers.signing as signing
+
+    walked = signing._walk(store.path(_spec()))
+    path = store.path(_spec()) / "vocab.json"
+    path.unlink()
+    os.mkfifo(path)
+    monkeypatch.setattr(signing, "_walk", lambda root: walked)
+    result: list[BaseException] = []
+    loader = threading.Thread(target=lambda: result.append(_refused(store)), daemon=True)
+    loader.start()
+    loader.join(5)
+    assert not loader.is_alive(), "the read blocked on the FIFO"
+    err = result[0]
+    assert isinstance(err, ModelIntegrityError) and err.path.endswith("vocab.json")
+    assert "not a regular file" in err.reason
+
+
+def test_a_file_swapped_for_a_symlink_after_the_walk_is_refused(
+    store: ModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.signing as signing
+
+    walked = signing._walk(store.path(_spec()))
+    path = store.path(_spec()) / "vocab.json"
+    (tmp_path / "same.json").write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(tmp_path / "same.json")
+    monkeypatch.setattr(signing, "_walk", lambda root: walked)
+    err = _refused(store)
+    assert err.path.endswith("vocab.json") and "symlink" in err.reason
+
+
 @pytest.mark.parametrize("evil", ["../outside.bin", "/etc/passwd", "voices/../../x", "./model.onnx", "a\\b"])
 def test_path_traversal_inside_the_manifest(signer: Signer, store: ModelStore, evil: str) -> None:
     good = manifest_of_dir("toy", "1.0.0", store.path(_spec()))
