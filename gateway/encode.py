@@ -37,6 +37,11 @@ _AV = {  # format -> (container, codec, bit rate)
     "flac": ("flac", "flac", 0),
     "aac": ("adts", "aac", 64_000),
 }
+_MUXER_OPTIONS = {"ogg": {"page_duration": "40000"}}
+"""Ogg: close a page every 40 ms of audio. FFmpeg's default is 1 s, and a page's audio can be
+decoded only once the page is complete, so a second of synthesised audio waited on the server.
+Measured on 10 s of 48 kbit/s Opus: 55.2 kbit/s on the wire with 1 s pages, 60.4 with 40 ms
+(+9 %), 65.8 with 20 ms; with 50 ms or more the audio out lags what was fed by over 100 ms."""
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 _MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _RATES: dict[str, tuple[int, ...]] = {"opus": OPUS_RATES, "mp3": _MPEG_RATES, "aac": _MPEG_RATES}
@@ -148,7 +153,7 @@ class AvEncoder:
         self.sample_rate = rate
         self._resample = _Resampler(sample_rate, rate)
         self._sink = _Sink()
-        self._out = av.open(self._sink, mode="w", format=container)
+        self._out = av.open(self._sink, mode="w", format=container, options=_MUXER_OPTIONS.get(container, {}))
         stream = self._out.add_stream(codec, rate=rate, layout="mono")
         assert isinstance(stream, AudioStream)
         self._stream = stream
