@@ -20,7 +20,7 @@ import av
 import numpy as np
 from av.audio.stream import AudioStream
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "Encoder", "make_encoder", "supported_rates"]
+__all__ = ["CONTENT_TYPES", "FORMATS", "Encoder", "encode_whole", "make_encoder", "supported_rates"]
 
 CONTENT_TYPES = {
     "pcm": "audio/pcm",
@@ -117,10 +117,35 @@ class WavEncoder(PcmEncoder):
         return head + super().close()
 
 
-def _wav_header(rate: int) -> bytes:
-    unknown = 0xFFFFFFFF  # streaming: the length is not known yet
+def _wav_header(rate: int, data_bytes: int | None = None) -> bytes:
+    """A 44-byte PCM16 mono header; sizes 0xFFFFFFFF ("unknown", as players take it for live
+    audio) unless ``data_bytes`` is given."""
+    unknown = 0xFFFFFFFF
+    riff = unknown if data_bytes is None else 36 + data_bytes
+    data = unknown if data_bytes is None else data_bytes
     fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)  # PCM, mono, 16-bit
-    return b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", unknown)
+    return b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", data)
+
+
+def encode_whole(fmt: str, pcm: bytes, sample_rate: int, out_rate: int | None = None) -> tuple[bytes, str, int]:
+    """All of ``pcm`` (PCM16 mono at ``sample_rate``) as one complete file of ``fmt``: (bytes, content
+    type, output rate). Unlike a stream, the file describes itself: WAV with its sizes, FLAC with
+    its total samples (STREAMINFO), Ogg with its last granule, MP3 with a LAME/Xing header (length,
+    encoder delay): the muxer writes into a seekable buffer and fills in the header at the end.
+    ValueError for an unknown ``fmt``."""
+    if fmt in ("pcm", "wav"):
+        encoder = PcmEncoder(sample_rate, out_rate)
+        body = encoder.feed(pcm) + encoder.close()
+        if fmt == "pcm":
+            return body, CONTENT_TYPES["pcm"], encoder.sample_rate
+        return _wav_header(encoder.sample_rate, len(body)) + body, CONTENT_TYPES["wav"], encoder.sample_rate
+    if fmt not in _AV:
+        raise ValueError(f"response_format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    buffer = io.BytesIO()
+    muxer = AvEncoder(fmt, sample_rate, out_rate, sink=buffer)
+    muxer.feed(pcm)
+    muxer.close()
+    return buffer.getvalue(), muxer.content_type, muxer.sample_rate
 
 
 class _Sink(io.RawIOBase):
@@ -144,7 +169,11 @@ class _Sink(io.RawIOBase):
 class AvEncoder:
     """mp3 / opus / flac / aac through PyAV, one packet at a time."""
 
-    def __init__(self, fmt: str, sample_rate: int, out_rate: int | None = None) -> None:
+    def __init__(
+        self, fmt: str, sample_rate: int, out_rate: int | None = None, *, sink: io.BytesIO | None = None
+    ) -> None:
+        """``sink``: write a whole file into this seekable buffer instead (``feed`` and ``close`` then
+        return nothing), so the muxer can go back and fill in the header."""
         container, codec, bit_rate = _AV[fmt]
         rate = out_rate or sample_rate
         if fmt == "opus" and rate not in OPUS_RATES:
@@ -153,7 +182,7 @@ class AvEncoder:
         self.sample_rate = rate
         self._resample = _Resampler(sample_rate, rate)
         self._sink = _Sink()
-        self._out = av.open(self._sink, mode="w", format=container, options=_MUXER_OPTIONS.get(container, {}))
+        self._out = av.open(sink or self._sink, mode="w", format=container, options=_MUXER_OPTIONS.get(container, {}))
         stream = self._out.add_stream(codec, rate=rate, layout="mono")
         assert isinstance(stream, AudioStream)
         self._stream = stream

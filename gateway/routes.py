@@ -7,7 +7,8 @@ cannot set headers):
 * OpenAI-compatible: ``POST /v1/audio/speech``, ``GET /v1/models``,
   ``GET /v1/audio/voices``.
 * Native: ``POST /v1/requests`` (request id at once), ``GET
-  /v1/requests/{id}/audio`` (chunked, any format), ``GET
+  /v1/requests/{id}/audio`` (any format: chunked while live; a finished request as one
+  complete file with exact headers and a Content-Length), ``GET
   /v1/requests/{id}/events`` (Server-Sent Events; ids are stream positions, so
   ``Last-Event-ID`` resumes exactly), ``DELETE /v1/requests/{id}`` (cancel),
   ``WS /v1/ws`` (:mod:`gateway.websocket`).
@@ -26,6 +27,7 @@ shape (:func:`answers_errors`): a Redis failure is a 503, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -41,6 +43,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gateway.auth import bearer_matches
+from gateway.encode import encode_whole
 from gateway.http import HttpError, audio_format, error_response, http_error, read_json, stream_position, unavailable
 from gateway.service import OPENAI_MODELS, OPENAI_VOICES, Gateway
 from gateway.streaming import audio_head, audio_response, events_head, events_response
@@ -136,6 +139,15 @@ async def request_audio(request: Request) -> Response:
         keys = await gw.owned(tenant, rid)
         fmt, out_rate = audio_format(request.query_params, "wav")
         sample_rate = await gw.sample_rate(keys, rid)
+        pcm = await gw.finished_pcm(keys, rid)
+        if pcm is not None:  # finished: one complete file that describes itself, with its length
+            body, media_type, rate = await asyncio.to_thread(encode_whole, fmt, pcm, sample_rate, out_rate)
+    if pcm is not None:
+        headers = {"X-Request-Id": rid, "X-Sample-Rate": str(rate), "Cache-Control": "no-store"}
+        if request.method == "HEAD":
+            return Response(media_type=media_type, headers={**headers, "Content-Length": str(len(body))})
+        gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()
+        return Response(body, media_type=media_type, headers=headers)
     if request.method == "HEAD":  # players probe first: answer the headers, start nothing, cancel nothing
         return audio_head(rid, fmt, out_rate, sample_rate)
     gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()

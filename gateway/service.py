@@ -22,11 +22,11 @@ import redis.asyncio as aredis
 
 from broker.cancel import async_cancel
 from broker.producer import AsyncProducer
-from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S, Durability
+from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S, Durability, EndStatus
 from chorus_client.drive import run_async
 from chorus_client.keys import Keys
 from chorus_client.listen import resume_op
-from chorus_client.protocol import AudioFrame
+from chorus_client.protocol import AudioFrame, EndFrame, decode_frame
 from gateway.auth import Authenticator
 from gateway.http import DEFAULT_MAX_BODY_BYTES, HttpError, SpeechParams, http_error
 from gateway.limits import Limits, Slots
@@ -42,6 +42,12 @@ __all__ = ["OPENAI_MODELS", "OPENAI_VOICES", "Gateway", "GatewayConfig"]
 
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+
+REPLAY_MAX_FRAMES = 6_000
+"""A finished request of at most this many frames (10 minutes of 100 ms frames, about 29 MB of
+PCM at 24 kHz) is answered as one complete file with exact headers and a Content-Length;
+a longer one is streamed, as a live one is."""
 
 
 @dataclass
@@ -182,6 +188,24 @@ class Gateway:
             last_at = now
             self.metrics.frames.inc()
             yield frame, position
+
+    async def finished_pcm(self, keys: Keys, request_id: str) -> bytes | None:
+        """All of a finished request's audio (PCM16, in order, superseded attempts dropped) when its
+        stream ended ``ok`` and holds at most :data:`REPLAY_MAX_FRAMES` frames; None otherwise (a
+        live, failed or very long request is streamed instead)."""
+        audio = keys.audio(request_id)
+        last: Any = await self.stream_r.xrevrange(audio, "+", "-", count=1)
+        if not last:
+            return None
+        try:
+            end = decode_frame(last[0][1][b"f"])
+        except (ChorusError, KeyError):
+            return None
+        if not isinstance(end, EndFrame) or end.status != EndStatus.OK:
+            return None
+        if int(await self.stream_r.xlen(audio)) > REPLAY_MAX_FRAMES:
+            return None
+        return b"".join([frame.pcm async for frame, _ in self.frames(StreamState(request_id))])
 
     async def replay(self, keys: Keys, request_id: str, until: str) -> StreamState:
         """A stream state as it was after position ``until`` (a Last-Event-ID): frames sent before are

@@ -242,3 +242,26 @@ def test_operations_endpoints(stack: dict[str, object]) -> None:
     assert "chorus_gateway_time_to_first_audio_seconds_bucket" in metrics and "chorus_gateway_frames_total" in metrics
     page = httpx.get(f"{base}/")
     assert page.status_code == 200 and "chorusReport" in page.text
+
+
+def test_a_finished_request_is_replayed_as_a_complete_file_with_its_length(stack: dict[str, object]) -> None:
+    """Once the request has ended, its audio is one file that describes itself: WAV with its real
+    sizes, FLAC with its total samples, MP3 with its LAME/Xing header, each with a Content-Length
+    (a streamed one says 0xFFFFFFFF or 0 samples, and players guess), and HEAD says the same length."""
+    base, h = stack["base"], _auth(stack["a"])
+    rid = httpx.post(f"{base}/v1/requests", json={"input": TWO}, headers=h).json()["id"]
+    live = httpx.get(f"{base}/v1/requests/{rid}/audio?format=wav", headers=h, timeout=30)  # to the end
+    assert live.content[4:8] == b"\xff\xff\xff\xff"  # streamed while it was being made
+    expected = 2 * SEGMENT_S
+    for fmt in ("wav", "flac", "mp3", "opus", "pcm"):
+        resp = httpx.get(f"{base}/v1/requests/{rid}/audio?format={fmt}", headers=h, timeout=30)
+        assert resp.status_code == 200 and int(resp.headers["content-length"]) == len(resp.content), fmt
+        head = httpx.head(f"{base}/v1/requests/{rid}/audio?format={fmt}", headers=h, timeout=30)
+        assert head.headers["content-length"] == resp.headers["content-length"] and head.content == b""
+        assert abs(_decode(resp.content, fmt) - expected) < 0.01, (fmt, _decode(resp.content, fmt))
+        if fmt != "pcm":
+            container = av.open(io.BytesIO(resp.content))
+            assert container.duration is not None and abs(container.duration / 1e6 - expected) < 0.03, fmt
+    wav = httpx.get(f"{base}/v1/requests/{rid}/audio?format=wav", headers=h, timeout=30).content
+    with wave.open(io.BytesIO(wav)) as w:
+        assert w.getnframes() == (len(wav) - 44) // 2  # the header's sizes are the real ones
