@@ -156,10 +156,29 @@ function pauseMs(attrs) {
   return Math.trunc(value);
 }
 
+/** Words whose "." does not end a sentence (lower case), as chorus_client.segment.ABBREVIATIONS. */
+export const ABBREVIATIONS = new Set(
+  'mr mrs ms dr prof sr jr st mt rd ave vs etc vol fig inc ltd co dept approx est jan feb mar apr jun jul aug sep sept oct nov dec'.split(
+    ' ',
+  ),
+);
+const INITIALS = /^(?:[A-Za-z]\.)*[A-Za-z]$/;
+const OPENERS = new Set([...'"\'“‘([{《「『【']);
+
+/** Whether the word ending at line[end] (a "." follows) is an abbreviation ("Dr", "e.g", "J"). */
+function abbreviation(line, end) {
+  let start = end;
+  while (start > 0 && !isSpace(line[start - 1])) start -= 1;
+  let word = line.slice(start, end);
+  while (word && OPENERS.has(word[0])) word = word.slice(1);
+  return ABBREVIATIONS.has(word.toLowerCase()) || INITIALS.test(word);
+}
+
 function splitPlain(text, out) {
   for (const line of text.split(LINE_BREAK)) {
     let pos = 0;
     for (const m of line.matchAll(SPLIT_RE)) {
+      if (m[0] === '.' && abbreviation(line, m.index)) continue; // "Dr. Brown": not a sentence end
       const end = m.index + m[0].length;
       const piece = pyStrip(line.slice(pos, end));
       if (piece) out.push({ text: piece, pauseMs: 0 });

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from chorus_client.errors import TextError
 from chorus_client.protocol import MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
 
-__all__ = ["FIRST_MAX_CHARS", "MAX_CHARS", "Segment", "clauses", "presegmented", "segment_text", "speakable", "weight"]
+__all__ = [
+    "ABBREVIATIONS",
+    "FIRST_MAX_CHARS",
+    "MAX_CHARS",
+    "Segment",
+    "clauses",
+    "presegmented",
+    "segment_text",
+    "speakable",
+    "weight",
+]
 
 FIRST_MAX_CHARS = 24
 """Longest first segment (weighted characters)."""
@@ -51,6 +61,25 @@ _CLOSERS = "”’」』）)]】》\"'"
 _SPLIT_RE = re.compile(
     rf"(?:[{re.escape(_CJK_END)}]+|(?<![{re.escape(_ASCII_END)}])[{re.escape(_ASCII_END)}]+(?=\s|$))[{re.escape(_CLOSERS)}]*"
 )
+
+
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt rd ave vs etc vol fig inc ltd co dept approx est "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+"""Words whose ``.`` does not end a sentence (matched in lower case): "Dr. Brown" stays one
+segment. Letters joined by dots count too ("e.g.", "U.S.", "p.m.", an initial "J.")."""
+_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]")
+_OPENERS = "\"'“‘([{《「『【"
+
+
+def _abbreviation(line: str, end: int) -> bool:
+    """Whether the word that ends at ``line[end]`` (a ``.`` follows) is an abbreviation."""
+    start = end
+    while start > 0 and not line[start - 1].isspace():
+        start -= 1
+    word = line[start:end].lstrip(_OPENERS)
+    return word.lower() in ABBREVIATIONS or _INITIALS.fullmatch(word) is not None
 
 
 @dataclass(frozen=True)
@@ -123,6 +152,8 @@ def _split_plain(text: str) -> list[Segment]:
     for line in text.splitlines():
         pos = 0
         for m in _SPLIT_RE.finditer(line):
+            if m.group(0) == "." and _abbreviation(line, m.start()):
+                continue  # "Dr. Brown", "e.g. this": not the end of a sentence
             piece = line[pos : m.end()].strip()
             if piece:
                 out.append(Segment(piece))
