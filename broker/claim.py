@@ -1,4 +1,4 @@
-"""Claiming and admission: wait for work, claim entries in the fair order, admit them against their request.
+"""Claiming and admission: claim entries in the fair order, admit them against their request.
 
 Claiming is one Lua call (``lua/claim.lua``, deficit round robin; see
 :mod:`broker.scheduler`) over the shard's state, so every worker on every machine
@@ -18,7 +18,7 @@ import redis
 
 from broker.claimed import Claimed, entry_fields
 from broker.complete import Completion, Completions
-from broker.lease import Leases, heartbeat_script, server_ms
+from broker.lease import Leases, server_ms
 from broker.scripts import ADMIT, CLAIM, script_source
 from broker.sweep import Sweeper
 from chorus_client.constants import DEFAULT_LEASE_MS, DEFAULT_MAX_ATTEMPTS
@@ -63,10 +63,6 @@ class Claims:
         self.weight = 0
         """The shard's weight as the last claim reported it: the sum of the weights of the tenants it
         can serve now (``lua/claim.lua``); a worker serving several shards divides its time by it."""
-
-    def wait_for_work(self, timeout_s: float) -> bool:
-        """Block up to ``timeout_s`` seconds until an enqueue wakes us (True) or the timeout passes (False)."""
-        return self._r.blpop([self.keys.wake()], timeout=timeout_s) is not None
 
     def claim(
         self,
@@ -124,12 +120,14 @@ class Claimer:
     """A worker's one handle on the queue of a shard. It holds no logic: each method is the one of the
     same name of its part, and the parts are reachable too.
 
-    * :attr:`claims` (:class:`Claims`, this module): ``wait_for_work``, ``claim``, ``admit``;
+    * :attr:`claims` (:class:`Claims`, this module): ``claim``, ``admit``;
     * :attr:`leases` (:class:`~broker.lease.Leases`): ``extend``, ``reclaim``, ``release``;
     * :attr:`completions` (:class:`~broker.complete.Completions`): ``complete``, ``unfinished``,
       ``dead_letter_record``, ``dead_letter``;
-    * :attr:`sweeper` (:class:`~broker.sweep.Sweeper`): ``sweep``;
-    * :attr:`heartbeat_script` (:func:`broker.lease.heartbeat_script`).
+    * :attr:`sweeper` (:class:`~broker.sweep.Sweeper`): ``sweep``.
+
+    Waiting for work on any shard is :mod:`broker.wake`'s; the heartbeat, deployment-wide, the
+    worker's own (:func:`broker.lease.heartbeat_script`).
     """
 
     def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
@@ -138,10 +136,6 @@ class Claimer:
         self.leases = Leases(client, self.keys)
         self.completions = Completions(client, self.keys)
         self.sweeper = Sweeper(client, self.keys)
-        self.heartbeat_script = heartbeat_script(client)
-        """``lua/heartbeat.lua``: run it in a pipeline with the worker's other heartbeat writes."""
-
-        self.wait_for_work = self.claims.wait_for_work
         self.claim = self.claims.claim
         self.admit = self.claims.admit
 

@@ -274,7 +274,6 @@ class Worker:
             if sweep:
                 self._last_sweep = now
             for name, claimer in self.claimers.items():
-                self._shard = name
                 if not items:
                     items = claimer.reclaim(
                         self.config.name,
@@ -282,7 +281,8 @@ class Worker:
                         lease_ms=lease_ms,
                         max_attempts=self.config.max_attempts,
                     )
-                    shard = name
+                    if items:
+                        shard = name
                     for item in items:
                         log.warning("reclaimed %s %s (attempt %d)", item.stream, item.entry_id, item.attempt)
                 self._finish_orphans(name, claimer)

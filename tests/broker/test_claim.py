@@ -6,6 +6,7 @@ import redis
 
 from broker.claim import Claimer
 from broker.producer import Producer
+from broker.wake import ListWaker
 from chorus_client.keys import GROUP, Keys
 from chorus_client.protocol import decode_segment
 
@@ -80,7 +81,7 @@ def test_counter_drift_is_repaired(r: redis.Redis, keys: Keys) -> None:
 
 
 def test_wait_for_work_wakes_on_enqueue(r: redis.Redis) -> None:
-    c = Claimer(r)
-    assert c.wait_for_work(0.05) is False
+    waker = ListWaker(r, {"s0": Keys().wake()})
+    assert waker.wait(0.05) is None
     Producer(r).enqueue("你好", tenant="a")
-    assert c.wait_for_work(1.0) is True
+    assert waker.wait(1.0) == {"s0"}
