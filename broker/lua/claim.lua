@@ -156,8 +156,8 @@ end
 
 -- The shard's weight: recounted from the ring and the fresh list at most every CFG.weigh_ms
 -- (by the server's clock; a clock that went back recounts at once).
-local at = num(redis.call('HGET', drr, '~wt'), 0)
-local weight = num(redis.call('HGET', drr, '~w'), -1)
+local counted = redis.call('HMGET', drr, '~wt', '~w')
+local at, weight = num(counted[1], 0), num(counted[2], -1)
 if weight < 0 or now < at or now - at >= CFG.weigh_ms then
   weight = 0
   local seen = {}

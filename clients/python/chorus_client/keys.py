@@ -59,11 +59,16 @@ def shard_name(index: int) -> str:
     return f"s{index}"
 
 
-def shard_names(count: int) -> list[str]:
-    """``s0 … s<count-1>``; ConfigError for a count outside 1..MAX_SHARDS."""
+def _shard_count(count: int) -> int:
+    """``count`` when it is a shard count (an integer within 1..MAX_SHARDS); ConfigError otherwise."""
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SHARDS:
         raise ConfigError(f"a deployment has 1..{MAX_SHARDS} shards, not {count!r}")
-    return [shard_name(i) for i in range(count)]
+    return count
+
+
+def shard_names(count: int) -> list[str]:
+    """``s0 … s<count-1>``; ConfigError for a count outside 1..MAX_SHARDS."""
+    return [shard_name(i) for i in range(_shard_count(count))]
 
 
 def fnv1a32(data: bytes) -> int:
@@ -78,7 +83,7 @@ def fnv1a32(data: bytes) -> int:
 def home_shard(tenant: str, count: int) -> str:
     """The shard a tenant lives in unless a forward entry there says otherwise:
     ``s<fnv1a32(utf-8 name) mod count>``."""
-    return shard_name(fnv1a32(validate_tenant(tenant).encode()) % len(shard_names(count)))
+    return shard_name(fnv1a32(validate_tenant(tenant).encode()) % _shard_count(count))
 
 
 def new_request_id(shard: str = DEFAULT_SHARD) -> str:
