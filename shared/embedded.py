@@ -35,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shared.errors import ConfigError, RedisUnavailable
-from shared.slots import SlotNode, migrate_slot
+from shared.slots import SlotNode, begin_migration, migrate_keys, migrate_slot
 
 __all__ = ["ClusterNode", "EmbeddedCluster", "EmbeddedRedis", "find_redis_server"]
 
@@ -720,13 +720,12 @@ class EmbeddedCluster:
     def begin_migration(self, slot: int, target: ClusterNode) -> ClusterNode:
         """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on its master (returned); idempotent."""
         source = self.master_of(slot)
-        _cmd(target.client(), "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
-        _cmd(source.client(), "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        begin_migration(slot, self.slot_node(source), self.slot_node(target))
         return source
 
     def migrate_keys(self, source: ClusterNode, target: ClusterNode, keys: list[str]) -> None:
         """MIGRATE ``keys`` from ``source`` to ``target`` (a slot half moved, for tests of that state)."""
-        _cmd(source.client(), "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "AUTH", self._password, "KEYS", *keys)
+        migrate_keys(self.slot_node(source), self.slot_node(target), keys, password=self._password)
 
     def _by_id(self, node_id: str) -> ClusterNode:
         for node in self.nodes:

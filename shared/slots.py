@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["SlotNode", "migrate_slot"]
+__all__ = ["SlotNode", "begin_migration", "finish_migration", "migrate_keys", "migrate_slot"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,38 @@ class SlotNode:
 
 def _cmd(client: redis.Redis, *args: object) -> Any:
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def begin_migration(slot: int, source: SlotNode, target: SlotNode) -> None:
+    """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on ``source`` (idempotent): from now on
+    clients meet ``ASK`` for keys already moved, and multi-key calls ``TRYAGAIN``."""
+    _cmd(target.client, "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+    _cmd(source.client, "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+
+
+def migrate_keys(
+    source: SlotNode,
+    target: SlotNode,
+    keys: list[Any],
+    *,
+    password: str | None = None,
+    username: str | None = None,
+    timeout_ms: int = 5000,
+) -> None:
+    """``MIGRATE`` ``keys`` from ``source`` to ``target``; ``password`` (and ``username``)
+    authenticate on the target."""
+    auth: list[object] = []
+    if password is not None:
+        auth = ["AUTH2", username, password] if username else ["AUTH", password]
+    _cmd(source.client, "MIGRATE", target.host, target.port, "", 0, timeout_ms, *auth, "KEYS", *keys)
+
+
+def finish_migration(slot: int, source: SlotNode, target: SlotNode, masters: list[SlotNode]) -> None:
+    """Give ``slot`` to ``target`` on every master: the target first, then the source (so it stops
+    redirecting with ASK), then the others."""
+    ordered = [target, source] + [m for m in masters if m.node_id not in (target.node_id, source.node_id)]
+    for node in ordered:
+        _cmd(node.client, "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
 
 
 def migrate_slot(
@@ -53,19 +85,12 @@ def migrate_slot(
     the source move on the next run."""
     if source.node_id == target.node_id:
         return 0
-    _cmd(target.client, "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
-    _cmd(source.client, "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
-    auth: list[object] = []
-    if password is not None:
-        auth = ["AUTH2", username, password] if username else ["AUTH", password]
+    begin_migration(slot, source, target)
     moved = 0
     while keys := _cmd(source.client, "CLUSTER", "GETKEYSINSLOT", slot, batch):
-        _cmd(source.client, "MIGRATE", target.host, target.port, "", 0, timeout_ms, *auth, "KEYS", *keys)
+        migrate_keys(source, target, keys, password=password, username=username, timeout_ms=timeout_ms)
         moved += len(keys)
         if pause_s:
             time.sleep(pause_s)
-    # the target first, then the source (so it stops redirecting with ASK), then the others
-    ordered = [target, source] + [m for m in masters if m.node_id not in (target.node_id, source.node_id)]
-    for node in ordered:
-        _cmd(node.client, "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+    finish_migration(slot, source, target, masters)
     return moved
