@@ -262,12 +262,7 @@ def read_keyring_file(path: Path) -> str:
     :class:`ModelIntegrityError` naming the path and the mode. The mode is taken
     from the open file itself, so the file checked is the file read.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise ModelIntegrityError(str(path), f"keyring is not a regular file (mode {mode:o})")
-        data = f.read()
+    data, mode = _read_regular(path, follow=True, what="keyring")
     if stat.S_IMODE(mode) & 0o022:
         raise ModelIntegrityError(
             str(path),
@@ -377,12 +372,18 @@ def check_dir(root: Path, manifest: Manifest) -> dict[str, bytes]:
     return out
 
 
-def read_regular(path: Path, *, follow: bool = False) -> bytes:
+def read_regular(path: Path) -> bytes:
     """The bytes of the regular file at ``path``, from one descriptor: opened with ``O_NOFOLLOW``
-    (unless ``follow``) and ``O_NONBLOCK`` (a FIFO put there cannot block the open), checked with
-    ``fstat`` on that descriptor, then read from it. So the file checked is the file read, even if
-    the path is swapped between a directory walk and the read. ModelIntegrityError for a symlink,
-    a FIFO, a device, a socket or a directory."""
+    and ``O_NONBLOCK`` (a FIFO put there cannot block the open), checked with ``fstat`` on that
+    descriptor, then read from it. So the file checked is the file read, even if the path is
+    swapped between a directory walk and the read. ModelIntegrityError for a symlink, a FIFO, a
+    device, a socket or a directory."""
+    return _read_regular(path, follow=False, what="model file")[0]
+
+
+def _read_regular(path: Path, *, follow: bool, what: str) -> tuple[bytes, int]:
+    """(bytes, ``st_mode``) of the regular file at ``path``, as :func:`read_regular` reads them;
+    ``follow`` lets a symlink lead to it (the keyring may be one)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     if not follow:
         flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -390,10 +391,10 @@ def read_regular(path: Path, *, follow: bool = False) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ModelIntegrityError(str(path), "a symlink where a model file should be") from None
+            raise ModelIntegrityError(str(path), f"a symlink where a {what} should be") from None
         raise
     with os.fdopen(fd, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
         if not stat.S_ISREG(mode):
-            raise ModelIntegrityError(str(path), f"not a regular file (mode {mode:o}): refused unread")
-        return f.read()
+            raise ModelIntegrityError(str(path), f"{what} is not a regular file (mode {mode:o}): refused unread")
+        return f.read(), mode
