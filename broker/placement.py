@@ -35,12 +35,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 from redis.crc import key_slot
 
-from broker.policy import TenantPolicy, effective_policy
+from broker.policy import DEFAULT_FIELD, TenantPolicy, effective_policy
 from broker.scripts import POLICY, script_source
 from chorus_client.constants import MAX_SHARD_HOPS
 from chorus_client.keys import Keys, home_shard, shard_names, validate_shard, validate_tenant
@@ -131,7 +131,7 @@ class Shards:
         out: set[str] = set()
         for name, raw in self._r.hgetall(k.tenants()).items():
             tenant = as_str(name)
-            if tenant != "*" and TenantPolicy.from_dict(json.loads(raw)).shard in (None, shard):
+            if tenant != DEFAULT_FIELD and TenantPolicy.from_dict(json.loads(raw)).shard in (None, shard):
                 out.add(tenant)
         out.update(as_str(t) for t in self._r.smembers(k.active_set()))
         return out
@@ -157,10 +157,11 @@ class Shards:
         k = self.keys.of_shard(validate_shard(shard))
         self._policy(keys=[k.tenants(), k.drr(), k.depth(), k.active(), k.active_set(), k.wake()], args=[name, raw])
 
-    def _policy_in(self, shard: str, tenant: str) -> TenantPolicy:
-        """The policy that applies to ``tenant`` in ``shard`` (its own, else that shard's default)."""
-        own, default = self._r.hmget(self.keys.of_shard(shard).tenants(), [tenant, "*"])
-        return effective_policy(own, default)[0]
+    def effective(self, shard: str, tenant: str) -> tuple[TenantPolicy, bool]:
+        """The policy that applies to ``tenant`` in ``shard`` (its own, else that shard's default), and
+        whether it is the tenant's own."""
+        own, default = self._r.hmget(self.keys.of_shard(shard).tenants(), [tenant, DEFAULT_FIELD])
+        return effective_policy(own, default)
 
     def grow(self, count: int) -> dict[str, str]:
         """Raise the shard count to ``count``, pinning every known tenant whose home moves where it
@@ -178,7 +179,7 @@ class Shards:
                 new_home = home_shard(tenant, count)
                 if new_home == shard:
                     continue
-                policy = TenantPolicy.from_dict({**self._policy_in(shard, tenant).to_dict(), "shard": shard})
+                policy = replace(self.effective(shard, tenant)[0], shard=shard)
                 self.write(shard, tenant, policy)
                 self.write(new_home, tenant, policy)
                 pinned[tenant] = shard
@@ -197,8 +198,7 @@ class Shards:
         if to not in self.names():
             raise ConfigError(f"shard {to!r} is not one of {', '.join(self.names())}")
         source = self.locate(tenant)
-        current = policy or self._policy_in(source, tenant)
-        moved = TenantPolicy.from_dict({**current.to_dict(), "shard": to})
+        moved = replace(policy or self.effective(source, tenant)[0], shard=to)
         self.write(to, tenant, moved)  # 1. it lives there
         home = home_shard(tenant, self.count())
         for shard in {source, home} - {to}:  # 2. forwards

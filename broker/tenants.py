@@ -23,7 +23,6 @@ from broker.policy import (
     DEFAULT_FIELD,
     DefaultPolicy,
     TenantPolicy,
-    effective_policy,
 )
 from chorus_client.keys import Keys, home_shard, validate_tenant
 from shared.connection import as_str
@@ -81,9 +80,7 @@ class Tenants:
 
     def effective(self, tenant: str) -> tuple[TenantPolicy, bool]:
         """The policy that applies to the tenant, and whether it is the tenant's own."""
-        where = self.shards.locate(validate_tenant(tenant))
-        own, default = self._r.hmget(self.keys.of_shard(where).tenants(), [tenant, DEFAULT_FIELD])
-        return effective_policy(own, default)
+        return self.shards.effective(self.shards.locate(validate_tenant(tenant)), tenant)
 
     def all(self) -> dict[str, TenantPolicy]:
         """Every tenant's own policy, by tenant name (sorted), from every shard (forwards are not
