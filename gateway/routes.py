@@ -27,7 +27,6 @@ shape (:func:`answers_errors`): a Redis failure is a 503, never a 500.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -43,10 +42,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gateway.auth import bearer_matches
-from gateway.encode import encode_whole
 from gateway.http import HttpError, audio_format, error_response, http_error, read_json, stream_position, unavailable
 from gateway.service import OPENAI_MODELS, OPENAI_VOICES, Gateway
-from gateway.streaming import audio_head, audio_response, events_head, events_response
+from gateway.streaming import audio_head, audio_response, complete_audio, events_head, events_response
 from gateway.subscriber import StreamState
 from gateway.websocket import serve_websocket
 from shared.errors import ChorusError
@@ -140,14 +138,10 @@ async def request_audio(request: Request) -> Response:
         fmt, out_rate = audio_format(request.query_params, "wav")
         sample_rate = await gw.sample_rate(keys, rid)
         pcm = await gw.finished_pcm(keys, rid)
-        if pcm is not None:  # finished: one complete file that describes itself, with its length
-            body, media_type, rate = await asyncio.to_thread(encode_whole, fmt, pcm, sample_rate, out_rate)
-    if pcm is not None:
-        headers = {"X-Request-Id": rid, "X-Sample-Rate": str(rate), "Cache-Control": "no-store"}
-        if request.method == "HEAD":
-            return Response(media_type=media_type, headers={**headers, "Content-Length": str(len(body))})
-        gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()
-        return Response(body, media_type=media_type, headers=headers)
+        if pcm is not None:  # finished: one complete file, encoded within the tenant's call slot
+            if request.method != "HEAD":
+                gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()
+            return await complete_audio(rid, pcm, fmt, sample_rate, out_rate, head=request.method == "HEAD")
     if request.method == "HEAD":  # players probe first: answer the headers, start nothing, cancel nothing
         return audio_head(rid, fmt, out_rate, sample_rate)
     gw.metrics.requests.labels(endpoint="audio", format=fmt).inc()

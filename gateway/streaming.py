@@ -24,12 +24,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chorus_client.protocol import EndFrame, HeaderFrame, decode_frame
-from gateway.encode import make_encoder
+from gateway.encode import encode_whole, make_encoder
 from gateway.service import Gateway
 from gateway.subscriber import StreamState
 from shared.errors import ChorusError, RequestCancelled, RequestFailed, StreamTimeout
 
-__all__ = ["HeldStream", "audio_head", "audio_response", "events_head", "events_response", "sse"]
+__all__ = ["HeldStream", "audio_head", "audio_response", "complete_audio", "events_head", "events_response", "sse"]
 
 log = logging.getLogger(__name__)
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -54,6 +54,19 @@ def audio_head(rid: str, fmt: str, out_rate: int | None, sample_rate: int) -> Re
     encoder = make_encoder(fmt, sample_rate, out_rate)
     headers = {"X-Request-Id": rid, "X-Sample-Rate": str(encoder.sample_rate), **_NO_STORE}
     return Response(headers=headers, media_type=encoder.content_type)
+
+
+async def complete_audio(
+    rid: str, pcm: bytes, fmt: str, sample_rate: int, out_rate: int | None, *, head: bool
+) -> Response:
+    """A finished request's audio (all of ``pcm``) as one complete file of ``fmt`` that describes
+    itself (:func:`gateway.encode.encode_whole`, off the event loop), with its Content-Length;
+    ``head``: the same headers, no body."""
+    body, media_type, rate = await asyncio.to_thread(encode_whole, fmt, pcm, sample_rate, out_rate)
+    headers = {"X-Request-Id": rid, "X-Sample-Rate": str(rate), **_NO_STORE}
+    if head:
+        return Response(media_type=media_type, headers={**headers, "Content-Length": str(len(body))})
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def audio_response(
