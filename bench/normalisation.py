@@ -2,12 +2,13 @@
 
     .venv/bin/python -m bench.normalisation [--reps 5] [--misses 3] [--write-floor]
 
-Mandarin runs chorus's normaliser (``workers.normalize_zh``). English has none yet: espeak-ng
-reads the raw text, so its row is the identity (what reaches espeak-ng), and a reading by
-espeak-ng itself cannot be scored from text. Cost: every table input ``--reps`` times (the
-first pass warms caches and is left out), p50/p99 per call. ``--write-floor`` records today's
-per-category strict matches in ``tests/data/normalisation/floor.json``, the regression floor
-the tests hold the normaliser to.
+Mandarin runs chorus's normaliser (``workers.normalize_zh``: WeTextProcessing's grammar behind
+chorus's rules). English has none yet: espeak-ng reads the raw text, so its row is the identity
+(what reaches espeak-ng), and a reading by espeak-ng itself cannot be scored from text.
+
+Cost: every table input ``--reps`` times (the first pass warms caches and is left out), p50/p99
+per call. ``--write-floor`` records today's per-category strict matches in
+``tests/data/normalisation/floor.json``, the regression floor the tests hold the normaliser to.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""English text frontend: espeak-ng phonemes (IPA, as Piper voices were trained on) via ``piper-phonemize``.
+"""English text frontend: espeak-ng phonemes (IPA, as Piper voices were trained on).
 
-``piper-phonemize`` bundles espeak-ng and its data (GPL-3.0). espeak-ng reads
-numbers, dates and abbreviations itself. Sentences come back separated by a
-newline, one model call each.
+espeak-ng comes from ``piper-phonemize`` (bundled, GPL-3.0) or, where that has no
+wheel (CPython 3.12+), from Debian's ``espeak-ng`` command (:mod:`workers.espeak`).
+espeak-ng reads numbers, dates and abbreviations itself. Sentences come back
+separated by a newline, one model call each.
 """
 
 from __future__ import annotations
 
 import unicodedata
+
+from shared.errors import ConfigError
 
 __all__ = ["EnglishFrontend"]
 
@@ -16,9 +19,13 @@ class EnglishFrontend:
     lang = "en"
 
     def __init__(self, voice: str = "en-us") -> None:
-        from piper_phonemize import phonemize_espeak  # bundled espeak-ng; imported when English is served
+        from workers import espeak
 
-        self._phonemize = phonemize_espeak
+        if not espeak.available():
+            raise ConfigError(
+                "English needs espeak-ng: install piper-phonemize (CPython <= 3.11) or Debian's espeak-ng"
+            )
+        self._phonemize = espeak.sentences
         self.voice = voice
 
     def phonemize(self, text: str) -> str:

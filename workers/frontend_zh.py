@@ -20,9 +20,10 @@ from misaki.transcription import pinyin_to_ipa
 from pypinyin import Style, lazy_pinyin
 
 from shared.text import HAN as _HAN
+from workers import espeak
 from workers.normalize_zh import normalize_zh
 
-__all__ = ["MandarinFrontend", "apply_sandhi", "spell_latin"]
+__all__ = ["MandarinFrontend", "apply_sandhi", "merge_erhua", "read_latin", "silent_on_purpose", "spell_latin"]
 
 log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
@@ -43,19 +44,73 @@ _LETTERS = {
 
 
 _TONES = frozenset("↓→↗↘")
-_NUMERALS = set("零一二三四五六七八九十百千万亿点")
+_NUMERALS = set("零一二三四五六七八九十百千万亿点幺两")
+_PLACES = set("百千万亿")
+"""一 before a place value takes the ordinary sandhi (yì bǎi, yí wàn); as a digit it stays yī."""
+_DATE_UNITS = set("月日号")
+_CLOCK_AFTER = set("整半刻钟分")
+
+
+def silent_on_purpose(char: str) -> bool:
+    """Characters dropped without a word: emoji and pictographs (So), control and format characters
+    (Cc, Cf: zero-width joiners, BOM), private use and unassigned code points (Co, Cn), surrogates (Cs)."""
+    return unicodedata.category(char) in ("So", "Sk", "Cc", "Cf", "Co", "Cn", "Cs")
 
 
 def spell_latin(word: str) -> str:
+    """Letter names in Kokoro's symbols: ``GPU`` -> ``ʤˈi pˈi jˈu``."""
     return " ".join(_LETTERS[c] for c in word.lower() if c in _LETTERS)
 
 
+ACRONYM_WORDS = frozenset({"NASA", "NATO", "COVID", "UNESCO", "UNICEF", "OPEC", "FIFA", "ASEAN", "LASER", "RADAR"})
+"""All-capital words read as words, not letter by letter."""
+
+
+def read_latin(word: str) -> str:
+    """An English word inside Mandarin, for the same voice: acronyms by letter (CEO, GPU), other words
+    through espeak-ng's English IPA in Kokoro's symbols (iPhone -> ˈI fˈOn); spelled when there is no espeak-ng.
+    """
+    if len(word) == 1 or (word.isupper() and word not in ACRONYM_WORDS):
+        return spell_latin(word)
+    phonemes = espeak.ipa(word)
+    return spell_latin(word) if phonemes is None else phonemes
+
+
+NOT_ERHUA = frozenset(
+    "虐儿 为儿 护儿 瞒儿 救儿 替儿 有儿 一儿 我儿 俺儿 妻儿 拐儿 聋儿 乞儿 患儿 幼儿 孤儿 婴儿 婴幼儿 连体儿 "
+    "脑瘫儿 流浪儿 体弱儿 混血儿 蜜雪儿 舫儿 祖儿 美儿 应采儿 可儿 侄儿 孙儿 侄孙儿 女儿 男儿 红孩儿 虫儿 "
+    "马儿 鸟儿 猪儿 猫儿 狗儿 少儿 健儿 胎儿 育儿 托儿 儿女 宠儿 新生儿 早产儿 弃儿 孤儿院".split()
+)
+"""Words ending in 儿 that keep it as a syllable (misaki's list, from PaddleSpeech, and a few more)."""
+
+
+def merge_erhua(words: list[str], pinyin: list[list[str]]) -> list[list[str]]:
+    """儿 at the end of a word joins the syllable before it (哪儿 nǎr, 一会儿 yíhuìr), marked ``R``
+    after the tone digit (``na3R``); words in :data:`NOT_ERHUA` (女儿, 婴儿) keep two syllables."""
+    out = []
+    for word, pys in zip(words, pinyin, strict=True):
+        if (
+            len(word) >= 2
+            and word[-1] == "儿"
+            and len(pys) == len(word)
+            and pys[-1] in ("er2", "er5")
+            and word not in NOT_ERHUA
+            and word[-2:] not in NOT_ERHUA
+        ):
+            pys = [*pys[:-2], pys[-2] + "R"]
+        out.append(pys)
+    return out
+
+
 def _tone(py: str) -> int:
+    py = py.rstrip("R")
     return int(py[-1]) if py and py[-1].isdigit() else 5
 
 
 def _set_tone(py: str, tone: int) -> str:
-    return (py[:-1] if py[-1].isdigit() else py) + str(tone)
+    erhua = "R" if py.endswith("R") else ""
+    py = py.removesuffix("R")
+    return (py[:-1] if py[-1].isdigit() else py) + str(tone) + erhua
 
 
 def apply_sandhi(words: list[tuple[str, list[str]]]) -> list[list[str]]:
@@ -66,6 +121,8 @@ def apply_sandhi(words: list[tuple[str, list[str]]]) -> list[list[str]]:
     for word, pys in words:
         bounds.append(len(flat))
         flat.extend(pys)
+        if len(word) == len(pys) + 1 and word.endswith("儿") and pys and pys[-1].endswith("R"):
+            word = word[:-1]  # erhua merged: 一会儿 is yi1 hui4R
         chars.extend(word if len(word) == len(pys) else ["?"] * len(pys))
     n = len(flat)
     for i in range(n):
@@ -74,8 +131,19 @@ def apply_sandhi(words: list[tuple[str, list[str]]]) -> list[list[str]]:
         if c == "一" and flat[i].startswith("yi"):
             prev_c = chars[i - 1] if i > 0 else ""
             next_c = chars[i + 1] if i + 1 < n else ""
-            if prev_c == "第" or prev_c in _NUMERALS or next_c in _NUMERALS or i + 1 >= n:
-                continue  # a numeral keeps yi1: 第一, 一二三, 十一
+            after = chars[i + 2] if i + 2 < n else ""
+            if next_c in _PLACES:
+                pass  # 一百 yì bǎi, 一千 yì qiān, 一万 yí wàn: the ordinary sandhi below
+            elif (
+                prev_c == "第"
+                or prev_c in _NUMERALS
+                or (next_c in _NUMERALS and next_c != "点")
+                or next_c in _DATE_UNITS
+                or (next_c == "点" and (after in _NUMERALS or after in _CLOCK_AFTER))
+                or i + 1 >= n
+            ):
+                flat[i] = "yi1"  # a digit is yī, whatever a phrase table says: 第一, 十一, 一月一日, 一点五, 一点整
+                continue
             if 0 < i < n - 1 and chars[i - 1] == chars[i + 1] and _HAN.match(prev_c):
                 flat[i] = "yi5"  # 看一看
             elif nxt in (4, 5):
@@ -111,6 +179,11 @@ def _retone(p: str) -> str:
 
 
 def _py2ipa(py: str) -> str:
+    if py.endswith("R"):  # erhua: the syllable's final takes r colour before its tone
+        base = _py2ipa(py[:-1])
+        tone = next((k for k, c in enumerate(base) if c in _TONES), len(base))
+        coda = base[tone + 1 :].replace("n", "")  # 点儿 diǎr: the n gives way to the r
+        return base[:tone] + "ɻ" + base[tone : tone + 1] + coda
     try:
         options = pinyin_to_ipa(py)
     except (ValueError, KeyError, IndexError):
@@ -132,7 +205,18 @@ class MandarinFrontend:
         with self._lock:  # jieba's tokenizer is not documented as thread-safe
             words = jieba.lcut(run, cut_all=False)
         pairs = [(w, lazy_pinyin(w, style=Style.TONE3, neutral_tone_with_five=True)) for w in words]
-        return " ".join("".join(_py2ipa(p) for p in pys) for pys in apply_sandhi(pairs))
+        merged = merge_erhua(words, [pys for _, pys in pairs])
+        syllables = apply_sandhi(list(zip(words, merged, strict=True)))
+        return " ".join("".join(_py2ipa(p) for p in pys) for pys in syllables)
+
+    @staticmethod
+    def _between(text: str, unread: set[str]) -> str:
+        """What lies between Han and Latin runs: punctuation and spaces are kept (the model pauses on
+        them); anything else is dropped, and noted in ``unread`` unless it is dropped on purpose."""
+        kept = "".join(c for c in text if unicodedata.category(c)[0] in "PZ")
+        if len(kept) < len(text):
+            unread.update(c for c in text if unicodedata.category(c)[0] not in "PZ" and not silent_on_purpose(c))
+        return kept
 
     def phonemize(self, text: str) -> str:
         text = normalize_zh(text)
@@ -140,13 +224,17 @@ class MandarinFrontend:
             text = text.replace(k, v)
         text = re.sub(r"([,.!?;:])\s*", r"\1 ", text)  # NFKC turned ，into a bare comma
         parts: list[str] = []
+        unread: set[str] = set()
         pos = 0
         for m in re.finditer(rf"{_HAN.pattern}|{_LATIN.pattern}", text):
-            parts.append(text[pos : m.start()])
+            parts.append(self._between(text[pos : m.start()], unread))
             run = m.group(0)
-            parts.append(self._han(run) if _HAN.match(run) else f" {spell_latin(run)} ")
+            parts.append(self._han(run) if _HAN.match(run) else f" {read_latin(run)} ")
             pos = m.end()
-        parts.append(text[pos:])
-        # drop what cannot be spoken (emoji, format characters) before the model sees it
-        spoken = "".join(c for c in "".join(parts) if c in _TONES or unicodedata.category(c)[0] in "LMPZ")
+        parts.append(self._between(text[pos:], unread))
+        if unread:
+            log.warning(
+                "dropped characters the frontend cannot read: %s", " ".join(f"U+{ord(c):04X}" for c in sorted(unread))
+            )
+        spoken = "".join(parts)
         return re.sub(r"\s+", " ", spoken).strip()

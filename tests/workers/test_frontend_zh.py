@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import SYMBOLS
-from workers.frontend_zh import MandarinFrontend, apply_sandhi
+from workers import espeak
+from workers.frontend_zh import MandarinFrontend, apply_sandhi, merge_erhua, read_latin, silent_on_purpose, spell_latin
 from workers.normalize_zh import normalize_zh
 
 
@@ -22,8 +23,8 @@ def fe() -> MandarinFrontend:
         ("2024-03-05", "二零二四年三月五日"),
         ("2024年3月5日", "二零二四年三月五日"),
         ("下午3:05", "下午三点零五分"),
-        ("8:00", "八点整"),
-        ("电话13812345678", "电话一三八一二三四五六七八"),
+        ("8:00", "八点"),
+        ("电话13812345678", "电话幺三八，幺二三四，五六七八"),
         ("1,000,000人", "一百万人"),
         ("25℃", "二十五摄氏度"),
         ("１２３", "一百二十三"),
@@ -67,3 +68,55 @@ def test_english_inside_chinese_is_spelled_not_dropped(fe: MandarinFrontend) -> 
 @pytest.mark.parametrize("text", ["", "   ", "！？。", "🙂🙂", "\u200b", "a", "123456789012345678901234567890"])
 def test_odd_input_does_not_crash(fe: MandarinFrontend, text: str) -> None:
     assert set(fe.phonemize(text)) <= set(SYMBOLS)
+
+
+@pytest.mark.parametrize(
+    ("words", "tones"),
+    [
+        ((("一百", ["yi1", "bai3"]),), [["yi4", "bai3"]]),  # before 百/千: yì
+        ((("一千", ["yi1", "qian1"]),), [["yi4", "qian1"]]),
+        ((("一万", ["yi1", "wan4"]),), [["yi2", "wan4"]]),  # before 万/亿: yí
+        ((("一月", ["yi2", "yue4"]),), [["yi1", "yue4"]]),  # a date digit is yī, whatever the phrase table says
+        ((("第一名", ["di4", "yi4", "ming2"]),), [["di4", "yi1", "ming2"]]),
+        ((("一点五", ["yi4", "dian3", "wu3"]),), [["yi1", "dian2", "wu3"]]),  # a decimal (and 3-3 sandhi)
+        ((("一点儿", ["yi4", "dian3R"]),), [["yi4", "dian3R"]]),  # "a little" keeps yì
+        ((("十一", ["shi2", "yi1"]),), [["shi2", "yi1"]]),
+        ((("不要", ["bu4", "yao4"]),), [["bu2", "yao4"]]),
+        ((("不好", ["bu4", "hao3"]),), [["bu4", "hao3"]]),
+        ((("老", ["lao3"]), ("李", ["li3"]), ("买", ["mai3"]), ("好", ["hao3"]), ("酒", ["jiu3"])),
+         [["lao2"], ["li2"], ["mai2"], ["hao2"], ["jiu3"]]),  # a run of monosyllables
+        ((("小", ["xiao3"]), ("老虎", ["lao3", "hu3"])), [["xiao2"], ["lao2", "hu3"]]),
+    ],
+)  # fmt: skip
+def test_textbook_sandhi_and_yi_in_numbers(words: tuple[tuple[str, list[str]], ...], tones: list[list[str]]) -> None:
+    assert apply_sandhi(list(words)) == tones
+
+
+def test_erhua_joins_the_syllable_before_it(fe: MandarinFrontend) -> None:
+    words = ["哪儿", "一会儿", "女儿", "婴儿"]
+    pinyin = [["na3", "er5"], ["yi1", "hui4", "er5"], ["nv3", "er2"], ["ying1", "er2"]]
+    assert merge_erhua(words, pinyin) == [["na3R"], ["yi1", "hui4R"], ["nv3", "er2"], ["ying1", "er2"]]
+    assert fe.phonemize("哪儿") == "naɻ↓" and "ɚ" not in fe.phonemize("一会儿")
+    assert "ɚ" in fe.phonemize("女儿")  # 女儿 and 婴儿 keep two syllables
+
+
+@pytest.mark.skipif(not espeak.available(), reason="needs espeak-ng, which bin/test installs")
+def test_an_english_word_inside_mandarin_is_read_in_english(fe: MandarinFrontend) -> None:
+    ph = fe.phonemize("我们明天用iPhone开会")
+    assert "ˈI fˈOn" in ph  # espeak-ng's /ˈaɪfoʊn/ in Kokoro's symbols, not the letters i-p-h-o-n-e
+    assert "pˈi" not in ph and set(ph) <= set(SYMBOLS)
+    assert read_latin("CEO") == spell_latin("CEO")  # acronyms by letter
+    assert read_latin("WiFi") == "wˈI fˌI"
+
+
+def test_dropped_characters_are_logged_unless_dropped_on_purpose(
+    fe: MandarinFrontend, caplog: pytest.LogCaptureFixture
+) -> None:
+    on_purpose = ["🙂", "★", "\u200b", "\x07", "\ufeff", "\ue000"]  # emoji, symbols, format, control, private use
+    assert all(silent_on_purpose(c) for c in on_purpose)
+    with caplog.at_level("WARNING", logger="workers.frontend_zh"):
+        assert fe.phonemize("你好" + "".join(on_purpose)) == "ni↗xau↓"
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="workers.frontend_zh"):
+        fe.phonemize("你好ㄅ\u0e01")  # bopomofo and Thai: letters this frontend has no reading for
+    assert caplog.records and "U+0E01" in caplog.text
