@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.normalisation [--reps 5] [--misses 3] [--write-floor]
 
 Mandarin runs chorus's normaliser (``workers.normalize_zh``: WeTextProcessing's grammar behind
-chorus's rules). English has none yet: espeak-ng reads the raw text, so its row is the identity
-(what reaches espeak-ng), and a reading by espeak-ng itself cannot be scored from text.
+chorus's rules); English runs ``workers.normalize_en`` (the same library's English grammar behind
+chorus's rules), whose output espeak-ng reads.
 
 Cost: every table input ``--reps`` times (the first pass warms caches and is left out), p50/p99
 per call. ``--write-floor`` records today's per-category strict matches in
@@ -20,11 +20,12 @@ from collections.abc import Callable
 
 from bench.common import pct
 from chorus.normtable import TABLE_DIR, Score, load, score
+from workers.normalize_en import normalize_en
 from workers.normalize_zh import normalize_zh
 
 READERS: dict[str, tuple[str, Callable[[str], str]]] = {
     "zh": ("workers.normalize_zh", normalize_zh),
-    "en": ("none (espeak-ng gets the raw text)", lambda text: text),
+    "en": ("workers.normalize_en", normalize_en),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 
 from shared.errors import ConfigError
+from workers.normalize_en import load_grammar, normalize_en
 
 __all__ = ["EnglishFrontend"]
 
@@ -27,9 +28,10 @@ class EnglishFrontend:
             )
         self._phonemize = espeak.sentences
         self.voice = voice
+        load_grammar()  # at start-up (about 1 s), not in the first request that has a number
 
     def phonemize(self, text: str) -> str:
         text = unicodedata.normalize("NFC", text)
         text = "".join(c for c in text if unicodedata.category(c)[0] != "C" or c in "\n\t")
-        sentences = self._phonemize(text, self.voice)
+        sentences = self._phonemize(normalize_en(text), self.voice)
         return "\n".join("".join(s) for s in sentences if s)

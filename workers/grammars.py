@@ -28,7 +28,7 @@ from typing import Protocol
 
 from shared.config import chorus_home
 
-__all__ = ["GRAMMAR_FILES", "MandarinGrammar", "build_zh", "grammar_dir", "load_zh"]
+__all__ = ["GRAMMAR_FILES", "Grammar", "build_zh", "grammar_dir", "load_en", "load_zh"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _OPTIONS = {"remove_interjections": False, "remove_erhua": False}
 _lock = threading.Lock()
 
 
-class MandarinGrammar(Protocol):
+class Grammar(Protocol):
     """WeTextProcessing's normaliser: written text -> text with numbers and symbols in words."""
 
     def normalize(self, text: str) -> str: ...
@@ -91,7 +91,7 @@ def build_zh(home: Path | None = None, *, force: bool = False) -> Path:
     return target
 
 
-def load_zh(home: Path | None = None) -> MandarinGrammar:
+def load_zh(home: Path | None = None) -> Grammar:
     """Chorus's Mandarin grammar, loaded from :func:`grammar_dir`; compiled first (with a warning) when absent."""
     from tn.chinese.normalizer import Normalizer
 
@@ -105,5 +105,15 @@ def load_zh(home: Path | None = None) -> MandarinGrammar:
                 path,
             )
             build_zh(home)
-        grammar: MandarinGrammar = Normalizer(cache_dir=str(path), **_OPTIONS)
+        grammar: Grammar = Normalizer(cache_dir=str(path), **_OPTIONS)
+    return grammar
+
+
+def load_en() -> Grammar:
+    """WeTextProcessing's English grammar, as its wheel ships it (prebuilt; nothing is compiled)."""
+    from tn.english.normalizer import Normalizer
+
+    _quiet()
+    with _lock:
+        grammar: Grammar = Normalizer()
     return grammar

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from shared.text import HAN
-from workers.grammars import MandarinGrammar, load_zh
+from workers.grammars import Grammar, load_zh
 
 __all__ = [
     "MAX_FRACTION_DIGITS",
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_WFST_CHARS",
     "cardinal",
     "fold",
+    "load_grammar",
     "normalize_zh",
     "read_digits",
     "retouch",
@@ -57,11 +58,16 @@ MAX_WFST_CHARS = 48
 _DIGITS = "零一二三四五六七八九"
 _HAN_DIGIT = "零一二三四五六七八九十百千万亿两"
 
-_grammar: MandarinGrammar | None = None
+_grammar: Grammar | None = None
 _grammar_lock = threading.Lock()
 
 
-def _wfst() -> MandarinGrammar:
+def load_grammar() -> None:
+    """Load the grammar now (a frontend does it at start-up), not at the first number."""
+    _wfst()
+
+
+def _wfst() -> Grammar:
     global _grammar
     if _grammar is None:
         with _grammar_lock:

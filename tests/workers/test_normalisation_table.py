@@ -1,5 +1,5 @@
 """The normalisation table (issue 19): well formed, large enough, scored fairly, and a floor the
-Mandarin normaliser may not fall below (``bench.normalisation --write-floor`` raises it as rows pass)."""
+normalisers may not fall below (``bench.normalisation --write-floor`` raises it as rows pass)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from chorus.normtable import TABLE_DIR, Row, canonical, load, matches, score
+from workers.normalize_en import normalize_en
 from workers.normalize_zh import normalize_zh
 
 MINIMUM = {"zh": 200, "en": 150}
@@ -35,8 +36,9 @@ def test_scoring_ignores_spacing_and_punctuation_but_not_symbols() -> None:
     assert canonical("don't", "en") == "don't" and canonical("'quoted'", "en") == "quoted"
 
 
-def test_the_mandarin_normaliser_holds_its_floor() -> None:
-    floor = json.loads((TABLE_DIR / "floor.json").read_text(encoding="utf-8"))["zh"]
-    result = score(load("zh"), normalize_zh)
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_normaliser_holds_its_floor(lang: str) -> None:
+    floor = json.loads((TABLE_DIR / "floor.json").read_text(encoding="utf-8"))[lang]
+    result = score(load(lang), {"zh": normalize_zh, "en": normalize_en}[lang])
     below = {c: (result.strict[c], n) for c, n in floor.items() if result.strict[c] < n}
     assert not below, f"categories below their floor (got, floor): {below}"
