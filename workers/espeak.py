@@ -9,7 +9,8 @@ Two sources, tried in order:
    ``espeak-ng -q --ipa=3 -v en-us``, about 10 ms.
 
 Both give the same IPA (the same program and data; the command marks syllable
-joins with U+200D, which are dropped). :func:`to_kokoro` maps it into the phoneme
+joins with U+200D, which are dropped, and prints clauses without their marks,
+which are put back from the text). :func:`to_kokoro` maps it into the phoneme
 set Kokoro v1.0 was trained with (misaki's, e.g. eɪ -> A, aɪ -> I, dʒ -> ʤ), so
 an English word inside Mandarin is read by the Mandarin voice in English.
 """
@@ -17,6 +18,7 @@ an English word inside Mandarin is read by the Mandarin voice in English.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -47,7 +49,12 @@ def _bundled() -> Callable[[str, str], list[list[str]]] | None:
     return phonemize_espeak  # type: ignore[no-any-return]
 
 
+_CLAUSE_MARK = re.compile(r"[,.;:!?](?=\s|$)")
+
+
 def _command(text: str, voice: str) -> list[list[str]]:
+    """The command prints one line per clause and drops the marks; they are put back from the text
+    (in order), and clauses are joined into sentences at . ! ?, as piper-phonemize returns them."""
     exe = shutil.which("espeak-ng")
     assert exe is not None
     done = subprocess.run(
@@ -57,7 +64,18 @@ def _command(text: str, voice: str) -> list[list[str]]:
         timeout=_TIMEOUT_S,
         check=True,
     )
-    return [list(line.strip()) for line in done.stdout.splitlines() if line.strip()]
+    marks = _CLAUSE_MARK.findall(text)
+    sentences: list[list[str]] = []
+    current = ""
+    for i, line in enumerate(x.strip() for x in done.stdout.splitlines() if x.strip()):
+        mark = marks[i] if i < len(marks) else ""
+        current = f"{current} {line}{mark}".strip()
+        if mark in ".!?":
+            sentences.append(list(current))
+            current = ""
+    if current:
+        sentences.append(list(current))
+    return sentences
 
 
 @lru_cache(maxsize=1)
