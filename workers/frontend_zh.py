@@ -1,11 +1,15 @@
-"""Mandarin G2P for Kokoro v1.0: normalisation, jieba words, pinyin with tone sandhi, IPA.
+"""Mandarin G2P for Kokoro v1.0: TN, jieba words, pinyin in context, erhua, tone sandhi, IPA.
 
-Pinyin comes from pypinyin, the pinyin->IPA table from misaki 0.9.4 (the
-mapping Kokoro v1.0 was trained with). On top of misaki's legacy path this adds
-the tone changes a listener expects: third-tone sandhi (你好 ni2 hao3,
-展览馆 zhan2 lan2 guan3, across a monosyllabic word boundary too), 一 and 不
-(一样 yi2, 一起 yi4, 看一看 yi5, 不是 bu2). Latin letters inside Chinese text
-are spelled out letter by letter rather than dropped or crashing.
+Text is normalised first (:mod:`workers.normalize_zh`: numbers, symbols, traditional
+script). Pinyin comes from pypinyin with chorus's polyphone rules in context
+(:mod:`workers.polyphones`: 还钱 huán, 总行 háng, 调低 tiáo, 我得去 děi); the
+pinyin->IPA table from misaki 0.9.4 (the mapping Kokoro v1.0 was trained with).
+On top of that: 儿 merged into the syllable before it (哪儿 nǎr, not 女儿), and the
+tone changes a listener expects: third-tone sandhi (你好 ni2 hao3, 展览馆 zhan2
+lan2 guan3, across a monosyllabic word boundary too), 一 and 不 (一样 yi2, 一起 yi4,
+看一看 yi5, 不是 bu2; 一 as a digit stays yi1: 一月一日, 第一, 一点五; before 百/千
+yì, before 万/亿 yí). English words inside Mandarin are read through espeak-ng's
+English IPA in Kokoro's symbols (iPhone); acronyms letter by letter (CEO, GPU).
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import unicodedata
 
 import jieba
 from misaki.transcription import pinyin_to_ipa
-from pypinyin import Style, lazy_pinyin
 
 from shared.text import HAN as _HAN
 from workers import espeak
 from workers.normalize_zh import load_grammar, normalize_zh
+from workers.polyphones import word_pinyin
 
 __all__ = ["MandarinFrontend", "apply_sandhi", "merge_erhua", "read_latin", "silent_on_purpose", "spell_latin"]
 
@@ -205,7 +209,7 @@ class MandarinFrontend:
     def _han(self, run: str) -> str:
         with self._lock:  # jieba's tokenizer is not documented as thread-safe
             words = jieba.lcut(run, cut_all=False)
-        pairs = [(w, lazy_pinyin(w, style=Style.TONE3, neutral_tone_with_five=True)) for w in words]
+        pairs = list(zip(words, word_pinyin(words), strict=True))
         merged = merge_erhua(words, [pys for _, pys in pairs])
         syllables = apply_sandhi(list(zip(words, merged, strict=True)))
         return " ".join("".join(_py2ipa(p) for p in pys) for pys in syllables)
