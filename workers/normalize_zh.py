@@ -92,8 +92,11 @@ def cardinal(number: str) -> str:
     whole, _, fraction = number.lstrip("+-").partition(".")
     if len(whole) > MAX_PLACE_DIGITS:
         words = read_digits(whole)
+    elif whole in ("", "2"):
+        words = "零" if not whole else "二"
     else:
-        words = _wfst().normalize(whole) if whole else "零"
+        # before a classifier the grammar always reads a cardinal (alone, 110 or 120 is a service number)
+        words = _wfst().normalize(whole + "个").removesuffix("个")
     if fraction:
         words += "点" + read_digits(fraction)
     return sign + words
@@ -188,7 +191,7 @@ def _groups(*parts: str) -> str:
     return "，".join(read_digits(p, yao=True) for p in parts if p)
 
 
-@_rule(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+@_rule(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?!\d|,\d)")
 def _thousands(m: re.Match[str]) -> str:
     return m.group(1).replace(",", "")
 
@@ -245,6 +248,11 @@ def _dotted(m: re.Match[str]) -> str:  # 1.2.3: a version or a section number, n
     return "点".join(cardinal(part) for part in m.group(1).split("."))
 
 
+@_rule(r"(?<![A-Za-z])([A-Za-z]{2,})\s(\d{1,4})(?![\d.:%/])")
+def _name_and_number(m: re.Match[str]) -> str:  # Chrome 120, Windows 7: a cardinal, not a service number
+    return f"{m.group(1)} {cardinal(m.group(2))}"
+
+
 @_rule(r"([A-Za-z]+)-(?=\d)")
 def _model_number(m: re.Match[str]) -> str:  # GPT-4, COVID-19: the hyphen is no minus sign
     return m.group(1) + " "
@@ -270,7 +278,12 @@ def _short_year(m: re.Match[str]) -> str:
     rf"({_NUM})(?=年)|(?<![\d.])()({_NUM})(?=年(?:多|半|历史|之久|时间|以来|左右|来|后|前))"
 )
 def _duration_years(m: re.Match[str]) -> str:
-    return (m.group(1) or "") + cardinal(m.group(2) or m.group(4))
+    number = m.group(2) or m.group(4)
+    after = m.string[m.end() + 1 : m.end() + 2]
+    before = m.string[m.start() - 1 : m.start()]
+    if not m.group(1) and after in "前后" and re.fullmatch(r"1\d{3}|20\d{2}", number) and before not in "约近":
+        return read_digits(number)  # 2030年前 is before the year 2030; 约2000年前 is 2000 years ago
+    return (m.group(1) or "") + cardinal(number)
 
 
 @_rule(
@@ -279,6 +292,14 @@ def _duration_years(m: re.Match[str]) -> str:
 @_rule(r"(比分|比分是|最终|比例|比例尺|以|按|按照)\s?(\d{1,3})\s?[-:]\s?(\d{1,7})(?![\d.])")
 def _score(m: re.Match[str]) -> str:
     return f"{m.group(1)}{cardinal(m.group(2))}比{cardinal(m.group(3))}"
+
+
+@_rule(
+    r"(?<![\d./])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?![\d./])"
+    r"(?=那天|这天|当天|前|后|之前|之后|起|开始|上午|下午|早上|晚上|晚|到|至|当日)"
+)
+def _slash_date(m: re.Match[str]) -> str:  # 3/5那天: a date, not a fraction
+    return f"{int(m.group(1))}月{int(m.group(2))}日"
 
 
 @_rule(r"(?<![\d.])(\d{1,2})·(\d{1,2})(?![\d.])")

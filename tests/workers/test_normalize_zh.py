@@ -66,6 +66,11 @@ def test_thousands_groups_past_the_place_values_are_read_digit_by_digit() -> Non
         ("第2季", "第二季"),
         ("下午2点开会", "下午两点开会"),
         ("哪儿好啊", "哪儿好啊"),  # the speech build keeps erhua and interjections
+        ("在2030年前实现", "在二零三零年前实现"),  # before the year 2030 ...
+        ("约2000年前的遗址", "约两千年前的遗址"),  # ... but 2000 years ago
+        ("我们3/5那天见", "我们三月五日那天见"),  # a date, not three fifths
+        ("房租每月¥3,500，押一付三", "房租每月三千五百元押一付三"),
+        ("升级到Chrome 120", "升级到Chrome一百二十"),  # not the service number 幺二零
     ],
 )
 def test_rules_read_what_the_grammar_gets_wrong(text: str, words: str) -> None:
