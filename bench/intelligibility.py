@@ -380,6 +380,34 @@ def rate(rows: list[Scored]) -> float:
     return sum(r.cer * r.units for r in rows) / max(1, units)
 
 
+_NUMERAL_RUN_ZH = re.compile(r"[零一二三四五六七八九十百千万亿点]{2,}")
+_NUMBER_WORDS_EN = set(_ONES) | set(_TENS[2:]) | {"hundred", "thousand", "million", "billion", "point", "oh"}
+
+
+def value_heard(lang: str, text: str, reference: str, heard: str) -> bool | None:
+    """Whether every number of the sentence was heard as written (None when the text has no digit).
+
+    Mandarin: each run of two or more numeral characters of the canonical reference is in the
+    canonical transcript; English: each run of number words is in the transcript's words, in order.
+    """
+    if not re.search(r"\d", text):
+        return None
+    canon = CANONICAL[lang]
+    ref, hyp = canon(reference), canon(heard)
+    if lang == "zh":
+        joined = "".join(hyp)
+        return all(run in joined for run in _NUMERAL_RUN_ZH.findall("".join(ref)))
+    runs, run = [], []
+    for word in [*ref, ""]:
+        if word in _NUMBER_WORDS_EN:
+            run.append(word)
+        elif run:
+            runs.append(" ".join(run))
+            run = []
+    said = " " + " ".join(hyp) + " "
+    return all(f" {r} " in said for r in runs)
+
+
 def summarise(name: str, lang: str, voice: str, rows: list[Scored], seconds: float) -> dict[str, Any]:
     cats: dict[str, list[Scored]] = {}
     for r in rows:
@@ -395,7 +423,18 @@ def summarise(name: str, lang: str, voice: str, rows: list[Scored], seconds: flo
         "overall": round(rate(rows), 4),
         "units": sum(r.units for r in rows),
         "categories": {c: {"rate": round(rate(v), 4), "sentences": len(v)} for c, v in cats.items()},
+        "values": _values(lang, rows),
         "sentences": [asdict(r) for r in rows],
+    }
+
+
+def _values(lang: str, rows: list[Scored]) -> dict[str, Any]:
+    checks = [(r.text, value_heard(lang, r.text, r.reference, r.heard)) for r in rows]
+    judged = [(t, ok) for t, ok in checks if ok is not None]
+    return {
+        "sentences": len(judged),
+        "heard_as_written": sum(1 for _, ok in judged if ok),
+        "missed": [t for t, ok in judged if not ok],
     }
 
 
@@ -424,6 +463,12 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None, worst: int) 
     for cat, v in result["categories"].items():
         was = f"  (was {before[cat]['rate']:.1%})" if cat in before else ""
         print(f"  {cat:<17} {v['rate']:6.1%}  n={v['sentences']}{was}")
+    values = result.get("values") or {}
+    if values.get("sentences"):
+        share = values["heard_as_written"] / values["sentences"]
+        print(f"numbers heard as written: {values['heard_as_written']}/{values['sentences']} sentences ({share:.0%})")
+        for text in values["missed"]:
+            print(f"  number missed: {text}")
     rows = sorted(result["sentences"], key=lambda r: -r["cer"])
     print(f"worst {min(worst, len(rows))}:")
     for r in rows[:worst]:
