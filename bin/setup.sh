@@ -33,6 +33,21 @@ ensure_venv() {  # $1: extras, e.g. "test"
   touch "$stamp"
 }
 
-ensure_model() {  # installs and verifies the models when they are not there (idempotent, fast)
+ensure_espeak() {  # English G2P: piper-phonemize bundles espeak-ng up to CPython 3.11; newer ones need Debian's
+  if "$venv/bin/python" -c 'import piper_phonemize' 2>/dev/null || command -v espeak-ng >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "chorus: piper-phonemize has no wheel for this Python; installing Debian's espeak-ng" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng) >/dev/null 2>&1 \
+      || echo "chorus: apt-get install espeak-ng failed; English voices will not load" >&2
+  else
+    echo "chorus: no espeak-ng for English (install Debian's espeak-ng, or use Python 3.11)" >&2
+  fi
+}
+
+ensure_model() {  # models installed and verified, the TN grammar compiled, espeak-ng there (idempotent, fast)
+  ensure_espeak
   "$venv/bin/chorus" models install kokoro piper-joe >/dev/null
+  "$venv/bin/chorus" grammars build >/dev/null
 }

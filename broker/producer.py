@@ -1,8 +1,9 @@
 """The server's producers, sync and asyncio: the client's enqueue, with voices from the model catalog.
 
 Both run :func:`chorus_client.enqueue.enqueue` with their driver; what the server
-adds is the catalog (a request without a voice gets the catalog's default, and the
-server knows every voice's language and sample rate without a Redis read) and, in
+adds is the catalog (a request without a voice gets, per segment, the catalog's
+default voice of the segment's language, and the server knows every voice's language
+and sample rate without a Redis read) and, in
 :class:`AsyncProducer`, a guard for the gateway: a long text is segmented off the
 event loop, one at a time per tenant, and only once a look at the tenant's queue
 says it may fit.
@@ -26,6 +27,7 @@ from chorus_client.enqueue import (
     EnqueueResult,
     PreparedRequest,
     Voice,
+    VoiceTable,
     enqueue,
     min_segments,
     parse_refusal,
@@ -50,6 +52,7 @@ __all__ = [
     "PreparedRequest",
     "Producer",
     "catalog_voice",
+    "catalog_voices",
     "min_segments",
     "parse_refusal",
     "prepare",
@@ -65,6 +68,13 @@ def catalog_voice(catalog: Catalog, name: str | None) -> Voice:
     return Voice(spec.name, spec.lang, catalog.models[spec.model].sample_rate, spec.model)
 
 
+def catalog_voices(catalog: Catalog) -> VoiceTable:
+    """Every voice of the catalog, with its default voice per language: what a request without a
+    voice chooses from, segment by segment."""
+    voices = {name: catalog_voice(catalog, name) for name in catalog.voices}
+    return VoiceTable(voices, dict(catalog.default_voices))
+
+
 def prepare(
     text: str | list[str] | tuple[str, ...] | bytes,
     *,
@@ -74,9 +84,11 @@ def prepare(
     voice: str | None = None,
     **options: Any,
 ) -> PreparedRequest:
-    """:func:`chorus_client.enqueue.prepare` with the voice looked up in ``catalog``."""
+    """:func:`chorus_client.enqueue.prepare` with the voice looked up in ``catalog``; without one, each
+    segment gets the catalog's default voice of its language (:func:`catalog_voices`)."""
     validate_tenant(tenant)
-    return prepare_with_voice(text, tenant=tenant, keys=keys, voice=catalog_voice(catalog, voice), **options)
+    spec = catalog_voices(catalog) if voice is None else catalog_voice(catalog, voice)
+    return prepare_with_voice(text, tenant=tenant, keys=keys, voice=spec, **options)
 
 
 class Producer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import signal
@@ -43,6 +44,12 @@ def _text(value: str) -> str:
         raise ChorusError(f"standard input is not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
 
 
+def _voices(names: tuple[str, ...]) -> str:
+    """Each segment's voice, runs of one voice folded: ``jm_kumo x2, en_joe, jm_kumo``."""
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in runs)
+
+
 def cmd_speak(args: argparse.Namespace) -> int:
     from chorus.speak import speak, speak_embedded
 
@@ -55,6 +62,7 @@ def cmd_speak(args: argparse.Namespace) -> int:
     else:
         res = speak(sync_client(settings), text, args.output, **opts)
     print(f"request         {res.request_id} ({res.segments} segments)")
+    print(f"voices          {_voices(res.voices)}")
     print(f"first audio     {res.first_audio_s * 1000:.0f} ms")
     print(f"total           {res.total_s:.2f} s")
     print(f"audio           {res.audio_s:.2f} s")
@@ -153,7 +161,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return modelcmd.run(args, _keyring_path(args))
 
 
+def cmd_grammars(args: argparse.Namespace) -> int:
+    from workers.grammars import build_zh
+
+    print(build_zh(force=args.force))
+    return 0
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+VOICE_HELP = (
+    "one voice for every segment; default: each segment's language (Mandarin, English) picks the catalog's "
+    "default voice for it (`chorus voices` marks them)"
+)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -356,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("speak", help="synthesise text through the queue into a WAV file")
     s.add_argument("text", help="text to speak, or - for standard input")
     s.add_argument("-o", "--output", type=Path, default=Path("speech.wav"))
-    s.add_argument("--voice", default=None)
+    s.add_argument("--voice", default=None, help=VOICE_HELP)
     s.add_argument("--tenant", default="default")
     s.add_argument("--speed", type=float, default=1.0)
     s.add_argument("--timeout", type=float, default=120.0, help="seconds without audio before giving up")
@@ -398,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("enqueue", help="enqueue text; prints the request id at once")
     e.add_argument("text", help="text to speak, or - for standard input")
     e.add_argument("--tenant", required=True)
-    e.add_argument("--voice", default=None)
+    e.add_argument("--voice", default=None, help=VOICE_HELP)
     e.add_argument("--priority", choices=[Lane.INTERACTIVE.value, Lane.BATCH.value], default=Lane.INTERACTIVE.value)
     e.add_argument("--speed", type=float, default=1.0)
     redis_opt(e)
@@ -449,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (mi, ml, mv, mk, ms, mr, ma):
         sp.add_argument("--keyring", default=None, help="keyring file (default: models/keys/keyring.json)")
     m.set_defaults(func=cmd_models)
+
+    gr = sub.add_parser("grammars", help="compile the text-normalisation grammars once (install time)")
+    grsub = gr.add_subparsers(dest="action", required=True)
+    grb = grsub.add_parser("build", help="Mandarin TN grammar into $CHORUS_HOME/grammars (skipped when built)")
+    grb.add_argument("--force", action="store_true", help="rebuild even when a build is there")
+    gr.set_defaults(func=cmd_grammars)
 
     t = sub.add_parser("tenants", help="set, list or show tenant policies (weight, caps, lanes)")
     tsub = t.add_subparsers(dest="action", required=True)

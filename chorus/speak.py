@@ -3,7 +3,8 @@
 With no Redis given it runs everything privately: an embedded redis-server and
 one worker thread, started (and the model loaded and warmed) before the clock
 starts, shut down at the end. With a Redis URL it uses the workers attached
-there.
+there. Without a voice, each segment is spoken by the catalog's default voice of its
+language (Mandarin by Kokoro, English by Piper), at the first segment's sample rate.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class SpeakResult:
     total_s: float
     audio_s: float
     sample_rate: int = DEFAULT_SAMPLE_RATE
+    voices: tuple[str, ...] = ()
+    """Each segment's voice, in order."""
 
     @property
     def rtf(self) -> float:
@@ -118,7 +121,8 @@ def speak(
     t0 = time.perf_counter()
     result = Producer(client, keys=keys).enqueue(text, tenant=tenant, voice=voice, speed=speed)
     first, audio_s = listen_to_wav(client, result.request_id, out, keys=keys, timeout_s=timeout_s, started=t0)
-    return SpeakResult(result.request_id, result.segments, first, time.perf_counter() - t0, audio_s, result.sample_rate)
+    total = time.perf_counter() - t0
+    return SpeakResult(result.request_id, result.segments, first, total, audio_s, result.sample_rate, result.voices)
 
 
 def speak_embedded(text: str, out: Path | str, *, threads: int | None, device: str, **options: object) -> SpeakResult:

@@ -113,15 +113,23 @@ async def speech(request: Request) -> Response:
 
 @answers_errors
 async def create_request(request: Request) -> Response:
-    """``POST /v1/requests``: enqueue; 202 with the request id and the links to its audio and events."""
+    """``POST /v1/requests``: enqueue; 202 with the request id, its segments, sample rate and each
+    segment's voice, and the links to its audio and events."""
     gw = gateway(request)
     tenant = await gw.auth.tenant(request)
     async with gw.call(tenant):
         body = await read_json(request, gw.config.max_body_bytes)
-        rid, segments, sample_rate = await gw.enqueue(tenant, body)
+        res = await gw.enqueue_result(tenant, body)
     gw.metrics.requests.labels(endpoint="requests", format="-").inc()
+    rid = res.request_id
     links = {"audio": f"/v1/requests/{rid}/audio", "events": f"/v1/requests/{rid}/events"}
-    answer = {"id": rid, "segments": segments, "sample_rate": sample_rate, "links": links}
+    answer = {
+        "id": rid,
+        "segments": res.segments,
+        "sample_rate": res.sample_rate,
+        "voices": list(res.voices),
+        "links": links,
+    }
     return JSONResponse(answer, status_code=202)
 
 

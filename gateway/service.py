@@ -21,7 +21,7 @@ import redis
 import redis.asyncio as aredis
 
 from broker.cancel import async_cancel
-from broker.producer import AsyncProducer
+from broker.producer import AsyncProducer, EnqueueResult
 from chorus_client.constants import DEFAULT_SAMPLE_RATE, WORKER_LIVE_S, Durability, EndStatus
 from chorus_client.drive import run_async
 from chorus_client.keys import Keys
@@ -36,7 +36,6 @@ from models.catalog import Catalog, load_catalog
 from shared.config import RedisSettings, durability_from_env
 from shared.connection import as_str, async_client
 from shared.errors import ChorusError, RequestNotFound
-from shared.text import has_han
 
 __all__ = ["OPENAI_MODELS", "OPENAI_VOICES", "Gateway", "GatewayConfig"]
 
@@ -130,21 +129,26 @@ class Gateway:
 
     # -- enqueue -----------------------------------------------------------------------
 
-    def voice_for(self, voice: str | None, text: str) -> str | None:
-        """OpenAI's voice names (and no voice) map to the default voice of the text's language."""
-        if voice in OPENAI_VOICES or voice is None:
-            lang = "zh" if has_han(text) else "en"
-            return self.catalog.default_voices.get(lang) or self.catalog.default_voices.get("zh")
-        return voice
+    def voice_for(self, voice: str | None) -> str | None:
+        """The voice to enqueue with: None for OpenAI's voice names and for no voice, so that each
+        segment gets the catalog's default voice of its own language (the producer chooses)."""
+        return None if voice in OPENAI_VOICES else voice
 
     async def enqueue(self, tenant: str, body: dict[str, Any]) -> tuple[str, int, int]:
         """Validate (400) and enqueue (429 / 413 / 403 / 503 on refusal): (request id, segments, sample rate)."""
+        res = await self.enqueue_result(tenant, body)
+        return res.request_id, res.segments, res.sample_rate
+
+    async def enqueue_result(self, tenant: str, body: dict[str, Any]) -> EnqueueResult:
+        """As :meth:`enqueue`, the producer's whole answer (each segment's voice too). Without a voice,
+        or with one of OpenAI's names, each segment is read by the catalog's default voice of its
+        language, at the first segment's voice's sample rate (workers resample the others)."""
         params = SpeechParams.parse(body)
         model = body.get("model")
         if model is not None and model not in OPENAI_MODELS and model not in self.catalog.models:
             known = ", ".join([*OPENAI_MODELS, *self.catalog.models])
             raise HttpError(400, f"unknown model {str(model)[:64]!r}; known: {known} (GET /v1/models)", "invalid_model")
-        voice = self.voice_for(params.voice, params.text)
+        voice = self.voice_for(params.voice)
         try:
             res = await self.producer.enqueue(
                 params.text,
@@ -158,7 +162,7 @@ class Gateway:
             self.metrics.errors.labels(code=type(exc).__name__).inc()
             raise http_error(exc) from None
         self.metrics.enqueued.labels(tenant=tenant).inc()
-        return res.request_id, res.segments, res.sample_rate
+        return res
 
     async def cancel(self, keys: Keys, request_id: str) -> bool:
         try:

@@ -4,8 +4,9 @@ Every case of every file is run against the real functions here, independently o
 bin/make-vectors (which wrote the expected values): segmentation and the producer's
 per-segment values, the enqueue script's lanes on a real redis-server, the payload and
 frame codecs, the real listening operation (:func:`chorus_client.listen.listen`) driven
-as protocol/vectors/README.md specifies it for other languages, and placement (the FNV-1a
-hash, the home shard, the shard count's parsing). A behaviour change fails
+as protocol/vectors/README.md specifies it for other languages, placement (the FNV-1a
+hash, the home shard, the shard count's parsing), and the choice of a voice per segment
+(the voices hash's defaults, each segment's language, voice and ``sr``). A behaviour change fails
 here; the last test fails when the files are not what ``bin/make-vectors`` produces now.
 """
 
@@ -34,9 +35,10 @@ from chorus_client.constants import (
     EndStatus,
 )
 from chorus_client.drive import Command, Emit
-from chorus_client.enqueue import lane_number, min_segments
-from chorus_client.errors import ProtocolError, RequestFailed, TextError, UnknownTenant
+from chorus_client.enqueue import lane_number, min_segments, prepare, voices_from_hash
+from chorus_client.errors import ProtocolError, RequestFailed, TextError, UnknownTenant, UnknownVoice
 from chorus_client.keys import Keys, fnv1a32, home_shard
+from chorus_client.language import DEFAULT_LANG, LONG_LATIN_WORDS, segment_languages
 from chorus_client.listen import StreamState, listen, parse_position, resume
 from chorus_client.placement import MAX_REMEMBERED, parse_shard_count
 from chorus_client.segment import FIRST_BUDGET, FIRST_MAX_CHARS, MAX_CHARS, presegmented, segment_text, weight
@@ -55,6 +57,7 @@ SEGMENTATION = _load("segmentation.json")
 PAYLOADS = _load("payloads.json")
 LISTENING = _load("listening.json")
 PLACEMENT = _load("placement.json")
+VOICES = _load("voices.json")
 
 
 def _cases(cases: list[dict[str, Any]]) -> Any:
@@ -92,6 +95,7 @@ def test_segmentation(case: dict[str, Any]) -> None:
     assert [{"text": s.text, "pause_ms": s.pause_ms} for s in segments] == [
         {"text": row["text"], "pause_ms": row["pause_ms"]} for row in case["segments"]
     ]
+    assert segment_languages([s.text for s in segments]) == [row["lang"] for row in case["segments"]]
     for s, row in zip(segments, case["segments"], strict=True):
         assert weight(s.text) * 5 == pytest.approx(row["weight_fifths"], abs=1e-9), s.text
         assert max(1, round(weight(s.text))) == row["c"], s.text
@@ -115,14 +119,14 @@ def test_enqueue_writes_the_vector_lanes_and_chars(case: dict[str, Any], r: redi
         ("nort", "interactive", "interactive_no_rt"),
     ):
         res = producer.enqueue(case["input"], tenant=tenant, priority=priority)
-        got: dict[int, tuple[str, int, str, int]] = {}
+        got: dict[int, tuple[str, int, str, int, str]] = {}
         for lane in LANES:
             for _id, fields in r.xrange(keys.queue(tenant, lane)):
                 job = P.decode_segment(fields[b"p"])
                 if job.request_id == res.request_id:
-                    got[job.seq] = (lane, int(fields[b"c"]), job.text, job.pause_ms)
+                    got[job.seq] = (lane, int(fields[b"c"]), job.text, job.pause_ms, job.lang)
         want = [
-            (lane, row["c"], row["text"], row["pause_ms"])
+            (lane, row["c"], row["text"], row["pause_ms"], row["lang"])
             for lane, row in zip(case["lanes"][column], case["segments"], strict=True)
         ]
         assert [got.get(i) for i in range(len(want))] == want and len(got) == len(want), column
@@ -147,8 +151,10 @@ def test_constants() -> None:
 
 
 def _job(m: dict[str, Any]) -> P.SegmentJob:
-    assert m["v"] == 1 and set(m) == {"v", "req", "seq", "text", "voice", "lang", "speed", "pause_ms", "t"}
-    return P.SegmentJob(m["req"], m["seq"], m["text"], m["voice"], m["lang"], m["speed"], m["pause_ms"], m["t"])
+    assert m["v"] == 1 and set(m) - {"sr"} == {"v", "req", "seq", "text", "voice", "lang", "speed", "pause_ms", "t"}
+    return P.SegmentJob(
+        m["req"], m["seq"], m["text"], m["voice"], m["lang"], m["speed"], m["pause_ms"], m["t"], m.get("sr")
+    )
 
 
 def _frame(m: dict[str, Any]) -> P.Frame:
@@ -342,6 +348,58 @@ def test_placement_shard_count(case: dict[str, Any]) -> None:
     assert parse_shard_count(raw) == case["count"]
     if raw is not None:
         assert parse_shard_count(raw.encode()) == case["count"]  # as redis-py returns it
+
+
+# --- voices.json -------------------------------------------------------------------------
+
+
+def test_voices_constants() -> None:
+    assert VOICES["constants"] == {"default_lang": DEFAULT_LANG, "long_latin_words": LONG_LATIN_WORDS}
+
+
+@pytest.mark.parametrize("name", sorted(VOICES["hashes"]))
+def test_voices_hash_defaults(name: str) -> None:
+    doc = VOICES["hashes"][name]
+    table = voices_from_hash(doc["entries"])
+    assert sorted(table.voices) == doc["voices"]
+    assert dict(table.defaults) == doc["defaults"]
+    # as redis-py returns HGETALL: bytes
+    raw = {k.encode(): v.encode() for k, v in doc["entries"].items()}
+    assert dict(voices_from_hash(raw).defaults) == doc["defaults"]
+
+
+def test_voices_hash_is_what_workers_publish() -> None:
+    """The vectors' v1.3 hash is what a worker serving every catalog voice writes (``voice_info``)."""
+    from chorus.testing import NullBackend
+    from models.catalog import load_catalog
+    from workers.engine import Engine
+
+    catalog = load_catalog()
+    engine = Engine(backends={}, frontends={})
+    for model_id, spec in catalog.models.items():
+        backend = NullBackend(sample_rate=spec.sample_rate)
+        engine.swap(model_id, spec.version, backend, [v.name for v in spec.voices])  # type: ignore[arg-type]
+    assert engine.voice_info(catalog) == VOICES["hashes"]["workers_v1_3"]["entries"]
+
+
+@_cases(VOICES["cases"])
+def test_voices_choice(case: dict[str, Any]) -> None:
+    table = voices_from_hash(VOICES["hashes"][case["hash"]]["entries"])
+    spec = table if case["voice"] is None else table.named(case["voice"])
+    given = case["input"]
+    if case["error"] is not None:
+        with pytest.raises(UnknownVoice) as caught:
+            prepare(given, tenant="acme", keys=Keys(), voice=spec, request_id=VOICES["request_id"])
+        assert case["error"] == {"kind": "voice", "lang": caught.value.lang}
+        return
+    req = prepare(given, tenant="acme", keys=Keys(), voice=spec, request_id=VOICES["request_id"])
+    jobs = [P.decode_segment(req.args[i]) for i in range(10, len(req.args), 3)]
+    assert [{"text": j.text, "lang": j.lang, "voice": j.voice, "sr": j.sample_rate} for j in jobs] == case["segments"]
+    header = P.decode_frame(req.header)
+    assert isinstance(header, P.HeaderFrame)
+    assert {"voice": header.voice, "sr": header.sample_rate} == case["header"]
+    assert req.args[2] == header.voice and req.sample_rate == header.sample_rate
+    assert req.voices == tuple(row["voice"] for row in case["segments"])
 
 
 # --- the files are current ---------------------------------------------------------------

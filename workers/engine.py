@@ -1,4 +1,11 @@
-"""Voice routing: a segment's voice picks the model (backend) and its language picks the frontend."""
+"""Voice routing: a segment's voice picks the model (backend) and its language picks the frontend.
+
+A request may use several voices (one per segment's language, docs/PROTOCOL.md §3.1)
+but has one sample rate, its first voice's: a segment whose payload carries ``sr``
+(the request's rate) unlike its voice's model is resampled here, as the model yields
+it (:class:`Resampler`, FFmpeg's windowed-sinc resampler through PyAV), so the
+frames of one request share one rate and listeners need no change.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +26,10 @@ from workers.frontend import TextFrontend
 from workers.kokoro import KokoroBackend
 from workers.model_store import LoadedModel, ModelStore
 
-__all__ = ["Engine", "load_engine"]
+if TYPE_CHECKING:
+    import av
+
+__all__ = ["Engine", "Resampler", "load_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +65,19 @@ class Engine:
 
     def voice_info(self, catalog: Catalog) -> dict[str, str]:
         """Voice -> the JSON a client reads from the ``voices`` hash (``lang``, ``sample_rate``, ``model``,
-        ``version``), for every voice served that ``catalog`` knows."""
+        ``version``, and ``"default": true`` on the catalog's default voice of its language: what a
+        client picks for a segment in that language when the request names no voice), for every
+        voice served that ``catalog`` knows."""
         out = {}
         for voice, backend in sorted(self.backends.items()):
             spec = catalog.voices.get(voice)
             if spec is None:
                 continue
             model = self.models.get(voice, spec.model)
-            info = {"lang": spec.lang, "sample_rate": backend.sample_rate, "model": model}
+            info: dict[str, object] = {"lang": spec.lang, "sample_rate": backend.sample_rate, "model": model}
             info["version"] = self.versions.get(model, "")
+            if catalog.default_voices.get(spec.lang) == voice:
+                info["default"] = True
             out[voice] = json.dumps(info, sort_keys=True)
         return out
 
@@ -77,7 +91,8 @@ class Engine:
             raise UnknownVoice(voice, self.voices()) from None
 
     def render(self, job: SegmentJob) -> Iterator[npt.NDArray[np.float32]]:
-        """Synthesise one segment; yields waveform pieces as the model produces them."""
+        """Synthesise one segment; yields waveform pieces as the model produces them, at
+        :meth:`output_rate` (resampled from the model's rate when the payload asks for another)."""
         backend = self.backend_for(job.voice)
         if not job.text.strip():
             return
@@ -86,10 +101,58 @@ class Engine:
             raise InvalidRequest("lang", f"no text frontend for language {job.lang!r} on this worker")
         phonemes = frontend.phonemize(job.text)
         log.debug("segment %s/%d phonemes %r", job.request_id, job.seq, phonemes)
-        yield from backend.synthesize(phonemes, job.voice, job.speed)
+        pieces = backend.synthesize(phonemes, job.voice, job.speed)
+        rate = self.output_rate(job)
+        if rate == backend.sample_rate:
+            yield from pieces
+            return
+        log.debug("segment %s/%d resampled %d -> %d Hz", job.request_id, job.seq, backend.sample_rate, rate)
+        resampler = Resampler(backend.sample_rate, rate)
+        for piece in pieces:
+            out = resampler.feed(piece)
+            if out.size:
+                yield out
+        tail = resampler.flush()
+        if tail.size:
+            yield tail
 
     def sample_rate(self, voice: str) -> int:
+        """The rate of the voice's model."""
         return self.backend_for(voice).sample_rate
+
+    def output_rate(self, job: SegmentJob) -> int:
+        """The rate of the segment's audio frames: the request's (payload ``sr``) when given, else the
+        voice's model's."""
+        return job.sample_rate or self.sample_rate(job.voice)
+
+
+class Resampler:
+    """Streaming mono float32 resampling from ``src`` to ``dst`` Hz with FFmpeg's swresample (PyAV's
+    ``AudioResampler``: a windowed-sinc filter, not interpolation), fed piece by piece as a model
+    yields audio; :meth:`flush` returns what the filter still holds. The output has
+    round(n × dst / src) samples for n in, within a sample."""
+
+    def __init__(self, src: int, dst: int) -> None:
+        import av  # the worker needs it only for requests that mix voices of different rates
+
+        self.src, self.dst = src, dst
+        self._frame_type = av.AudioFrame
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=dst)
+
+    def _frames(self, frame: av.AudioFrame | None) -> npt.NDArray[np.float32]:
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, dtype=np.float32)
+
+    def feed(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        x = np.ascontiguousarray(np.asarray(audio, dtype=np.float32).reshape(1, -1))
+        if not x.size:
+            return np.zeros(0, dtype=np.float32)
+        frame = self._frame_type.from_ndarray(x, format="flt", layout="mono")
+        frame.sample_rate = self.src
+        return self._frames(frame)
+
+    def flush(self) -> npt.NDArray[np.float32]:
+        return self._frames(None)
 
 
 def load_engine(

@@ -1,9 +1,10 @@
-"""The tenants and stats commands, in process, against a real redis-server."""
+"""The tenants, stats, speak and enqueue commands, in process, against a real redis-server."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ import redis
 
 from broker.tenants import Tenants
 from chorus.cli import main
+from chorus.testing import read_wav
 from chorus_client.keys import Keys
 from shared.errors import EX_TEMPFAIL
+from tests.workers.test_mixed_voices import TONE_S, _engine
 from workers.signing import load_keyring
+from workers.worker import Worker, WorkerConfig
 
 
 def test_tenants_set_list_show_default_delete(
@@ -127,3 +131,33 @@ def test_keygen_writes_a_keyring_that_loads_whatever_the_umask(tmp_path: Path) -
         os.umask(old)
     assert ring.stat().st_mode & 0o777 == 0o644
     assert load_keyring(ring).keys
+
+
+def test_speak_and_enqueue_pick_each_segments_voice_by_its_language(
+    redis_url: str, r: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --voice: Mandarin segments get the Mandarin default, English ones the English default (a
+    22,050 Hz voice, resampled by the worker into the 24,000 Hz request); --voice reads everything."""
+    worker = Worker(r, _engine(), config=WorkerConfig(name="cli-mixed", idle_wait_s=0.1))
+    worker.heartbeat(force=True)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        out = tmp_path / "mixed.wav"
+        base = ["-o", str(out), "--redis", redis_url, "--timeout", "20"]
+        assert main(["speak", "你好。Hello world. 再见。", *base]) == 0
+        printed = capsys.readouterr().out
+        assert "voices          jm_kumo, en_joe, jm_kumo" in printed, printed
+        samples, rate = read_wav(out)
+        assert rate == 24000 and abs(len(samples) / rate - 3 * TONE_S) < 0.03
+        assert main(["speak", "Good morning.", *base]) == 0
+        assert "voices          en_joe\n" in capsys.readouterr().out
+        assert read_wav(out)[1] == 22050, "an English request is at the English voice's rate"
+        assert main(["speak", "你好。Hello world.", "--voice", "jm_kumo", *base]) == 0
+        assert "voices          jm_kumo x2\n" in capsys.readouterr().out
+        assert main(["enqueue", "Hello there.", "--tenant", "cli", "--redis", redis_url]) == 0
+        rid = capsys.readouterr().out.strip()
+        assert r.hget(Keys().for_request(rid).request(rid), "voice") == b"en_joe"
+    finally:
+        worker.stop()
+        thread.join(timeout=30)

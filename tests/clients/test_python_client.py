@@ -23,7 +23,8 @@ from broker.policy import TenantPolicy
 from broker.tenants import Tenants
 from chorus.testing import paced_config, paced_engine, start_worker, stop_processes, wait_for_workers
 from chorus_client import AsyncClient, Client, RequestStatus
-from chorus_client.errors import InvalidRequest, QueueFull, RequestCancelled, RequestNotFound, UnknownVoice
+from chorus_client.enqueue import voices_from_hash
+from chorus_client.errors import QueueFull, RequestCancelled, RequestNotFound, UnknownVoice
 from chorus_client.keys import Keys
 from shared.embedded import EmbeddedRedis
 
@@ -70,13 +71,37 @@ def test_presegmented_and_english_voice(stack: str) -> None:
     assert req.wait(timeout_s=20).status == RequestStatus.DONE
 
 
-def test_voice_must_be_served_and_named(stack: str) -> None:
+def test_voice_must_be_served(stack: str) -> None:
     client = Client.from_url(stack)
     with pytest.raises(UnknownVoice) as err:
         client.enqueue("你好", tenant="acme", voice="nobody")
     assert "jm_kumo" in err.value.known, "the error lists the voices workers serve"
-    with pytest.raises(InvalidRequest):
-        client.enqueue("你好", tenant="acme")
+
+
+MIXED = "你好。Hello world. 再见。"
+
+
+def test_no_voice_each_segment_gets_its_languages_default_from_the_hash(stack: str) -> None:
+    client = Client.from_url(stack)
+    req = client.enqueue(MIXED, tenant="acme")
+    assert req.voices == ("jm_kumo", "en_joe", "jm_kumo"), "the workers mark jm_kumo and en_joe as defaults"
+    frames = list(req.frames(timeout_s=20))
+    assert {f.segment for f in frames} == {0, 1, 2} and {f.sample_rate for f in frames} == {req.sample_rate}
+    assert client.enqueue("Hello there.", tenant="acme").voices == ("en_joe",)
+    named = client.enqueue(MIXED, tenant="acme", voice="jf_alpha")
+    assert named.voices == ("jf_alpha",) * 3, "a named voice still reads every segment"
+    assert named.wait(timeout_s=20).status == RequestStatus.DONE
+
+
+def test_no_voice_for_a_language_the_workers_serve_not(stack: str) -> None:
+    r = redis.Redis.from_url(stack)
+    only_zh = {k: v for k, v in r.hgetall(Keys().voices()).items() if json.loads(v)["lang"] == "zh"}
+    client = Client(r, voices=voices_from_hash(only_zh))
+    assert client.enqueue("你好。", tenant="acme").voices == ("jm_kumo",)
+    with pytest.raises(UnknownVoice) as err:
+        client.enqueue(MIXED, tenant="acme")
+    assert err.value.lang == "en" and "jm_kumo" in err.value.known
+    r.close()
 
 
 def test_cancel_and_unknown_request(stack: str) -> None:
@@ -119,6 +144,9 @@ def test_async_client(stack: str) -> None:
         frames = [f async for f in req.frames(timeout_s=20)]
         assert {f.segment for f in frames} == set(range(req.segments))
         assert (await req.wait(timeout_s=5)).status == RequestStatus.DONE
+        mixed = await client.enqueue(MIXED, tenant="acme")  # no voice: one per segment's language
+        assert mixed.voices == ("jm_kumo", "en_joe", "jm_kumo")
+        assert (await mixed.wait(timeout_s=20)).status == RequestStatus.DONE
         other = await client.enqueue("一。" * 30, tenant="acme", voice="jm_kumo", priority="batch")
         assert await other.cancel() is True
         assert (await other.status()).status == RequestStatus.CANCELLED

@@ -77,6 +77,28 @@ def test_resampling_on_request(stack: dict[str, object]) -> None:
     assert abs(len(resp.content) / 2 / 16000 - 2 * SEGMENT_S) < 0.02
 
 
+def test_no_voice_or_an_openai_voice_reads_each_segment_in_its_language(stack: dict[str, object]) -> None:
+    """Without a voice (or with one of OpenAI's names) each segment gets the catalog's default voice of
+    its language; the request keeps its first voice's sample rate."""
+    base, h = stack["base"], _auth(stack["a"])
+    for voice in (None, "alloy"):
+        body = {"input": "Hello from chorus."} | ({"voice": voice} if voice else {})
+        english = httpx.post(f"{base}/v1/requests", json=body, headers=h, timeout=30)
+        assert english.status_code == 202, english.text
+        assert english.json()["voices"] == ["en_joe"] and english.json()["sample_rate"] == 22050, voice
+    text = "你好。Hello world. 再见。"
+    mixed = httpx.post(f"{base}/v1/requests", json={"input": text}, headers=h, timeout=30)
+    assert mixed.status_code == 202
+    assert mixed.json()["voices"] == ["jm_kumo", "en_joe", "jm_kumo"] and mixed.json()["sample_rate"] == 24000
+    rid = mixed.json()["id"]
+    audio = httpx.get(f"{base}/v1/requests/{rid}/audio?format=pcm", headers=h, timeout=30)
+    assert audio.status_code == 200 and abs(len(audio.content) / 48000 - 3 * SEGMENT_S) < 0.01
+    nova = httpx.post(f"{base}/v1/requests", json={"input": text, "voice": "nova"}, headers=h)
+    assert nova.json()["voices"] == ["jm_kumo", "en_joe", "jm_kumo"]
+    named = httpx.post(f"{base}/v1/requests", json={"input": text, "voice": "jm_kumo"}, headers=h)
+    assert named.json()["voices"] == ["jm_kumo"] * 3, "a named voice reads every segment"
+
+
 def test_auth_and_isolation(stack: dict[str, object]) -> None:
     base = stack["base"]
     assert httpx.post(f"{base}/v1/requests", json={"input": TWO}).status_code == 401

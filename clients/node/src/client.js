@@ -3,6 +3,8 @@
 // in docs/PROTOCOL.md; the Lua scripts are the Python reference's, assembled (lua/*.lua).
 // An enqueue goes to the shard the tenant lives in (src/placement.js), unless the caller chose
 // the shard (a given request id names its own; the client's `shard` option pins every enqueue).
+// A request without a voice gets, per segment, the default voice of the segment's language
+// (src/language.js), at one sample rate: its first segment's voice's (docs/PROTOCOL.md §3.1).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -24,6 +26,7 @@ import {
   UnknownVoiceError,
 } from './errors.js';
 import { GROUP, Keys, LANES, newRequestId, REQUEST_RE, validateTenant } from './keys.js';
+import { DEFAULT_LANG, segmentLanguages } from './language.js';
 import { Placement, placed } from './placement.js';
 import {
   BLOCK_MS,
@@ -37,7 +40,7 @@ import {
 } from './listen.js';
 import { encodeFrame, encodeSegment, END_STATUS, FRAME_END, FRAME_HEADER } from './protocol.js';
 import { presegmented, segmentText, weightedChars } from './segment.js';
-import { DEFAULT_VOICES, resolveVoice, VOICES } from './voices.js';
+import { DEFAULT_VOICES, resolveVoice, VOICES, VOICES_TTL_S, voicesFromHash } from './voices.js';
 
 /** What a request's `priority` may be (the `rt` lane follows from `interactive`). */
 export const PRIORITIES = Object.freeze(['interactive', 'batch']);
@@ -79,7 +82,8 @@ function pyRepr(value) {
   return typeof value === 'string' ? `'${value}'` : String(value);
 }
 
-/** The request's options checked (what {@link prepare} checks before segmenting): {spec, priority}. */
+/** The request's options checked (what {@link prepare} checks before segmenting): {spec, priority};
+ * spec is the named voice, or null when the request names none (each segment then gets one). */
 function checkOptions(options, keys) {
   const {
     tenant,
@@ -92,7 +96,7 @@ function checkOptions(options, keys) {
     requestId = null,
   } = options;
   validateTenant(tenant);
-  const spec = resolveVoice(voices, defaultVoices, voice);
+  const spec = voice ? resolveVoice(voices, defaultVoices, voice) : null;
   if (!PRIORITIES.includes(priority)) {
     throw new InvalidRequestError('priority', `must be one of ('interactive', 'batch'), got ${pyRepr(priority)}`);
   }
@@ -118,6 +122,10 @@ function checkOptions(options, keys) {
  * Validate and segment a request and build the enqueue script's KEYS and ARGV; nothing touches
  * Redis. Throws UnknownTenantError, UnknownVoiceError, InvalidRequestError or TextError.
  *
+ * Without `voice`, each segment gets `defaultVoices[lang]` for its language (segmentLanguages);
+ * the request's voice (header, metadata) and sample rate are its first segment's, and a segment
+ * whose voice has another rate carries the request's as `sr` (the worker resamples it).
+ *
  * @param {string|string[]|Uint8Array} text a text to segment, or segments already cut (one model call each)
  * @param {object} options tenant (required), keys (a Keys: the shard the request goes to), voices /
  *   defaultVoices (a voice table), voice, priority ('interactive' | 'batch'), speed (0.5 … 2),
@@ -125,7 +133,16 @@ function checkOptions(options, keys) {
  *   base64 characters>, of the shard of `keys`), nowMs
  */
 export function prepare(text, options = {}) {
-  const { tenant, keys = new Keys(), speed = 1.0, deadlineS = null, requestId = null, nowMs = Date.now() } = options;
+  const {
+    tenant,
+    keys = new Keys(),
+    voices = VOICES,
+    defaultVoices = DEFAULT_VOICES,
+    speed = 1.0,
+    deadlineS = null,
+    requestId = null,
+    nowMs = Date.now(),
+  } = options;
   const { spec, priority } = checkOptions(options, keys);
   let input = text;
   if (input instanceof Uint8Array) {
@@ -136,21 +153,27 @@ export function prepare(text, options = {}) {
     }
   }
   const segments = Array.isArray(input) ? presegmented(input) : segmentText(input);
+  const chosen = spec
+    ? segments.map(() => spec)
+    : segmentLanguages(segments.map((s) => s.text)).map((lang) => resolveVoice(voices, defaultVoices, null, lang));
+  const first = chosen[0]; // the request's voice: its rate is the header's, and every segment's audio's
   const rid = requestId ?? newRequestId(keys.shard);
   const now = Math.trunc(nowMs);
   // relative: the script adds it to the Redis server's clock, so the producer's clock does not matter
   const withinMs = deadlineS ? Math.max(1, Math.trunc(deadlineS * 1000)) : 0;
-  const args = [tenant, rid, spec.name, String(now), String(withinMs), String(REQUEST_TTL_S), GROUP, String(segments.length)];
+  const args = [tenant, rid, first.name, String(now), String(withinMs), String(REQUEST_TTL_S), GROUP, String(segments.length)];
   segments.forEach((seg, seq) => {
+    const v = chosen[seq];
     const payload = encodeSegment({
       requestId: rid,
       seq,
       text: seg.text,
-      voice: spec.name,
-      lang: spec.lang,
+      voice: v.name,
+      lang: v.lang,
       speed,
       pauseMs: seg.pauseMs,
       enqueuedMs: now,
+      sampleRate: v.sampleRate === first.sampleRate ? null : first.sampleRate, // the worker resamples
     });
     args.push(String(laneNumber(priority, seq)), String(weightedChars(seg.text)), payload);
   });
@@ -158,8 +181,8 @@ export function prepare(text, options = {}) {
     type: FRAME_HEADER,
     requestId: rid,
     segments: segments.length,
-    voice: spec.name,
-    sampleRate: spec.sampleRate,
+    voice: first.name,
+    sampleRate: first.sampleRate,
     tenant,
   });
   return {
@@ -169,9 +192,10 @@ export function prepare(text, options = {}) {
     audioKey: keys.audio(rid),
     header,
     segments: segments.length,
-    sampleRate: spec.sampleRate,
+    sampleRate: first.sampleRate,
     tenant,
     texts: segments,
+    voices: chosen.map((v) => v.name),
   };
 }
 
@@ -239,6 +263,8 @@ export class ChorusClient {
     /** Where tenants live: the deployment's shard count and the forwards met (src/placement.js). */
     this.placement = new Placement(this.keys, { redis: this.redis, url: this.url });
     this._scriptsLoaded = false;
+    this._voiceTable = null;
+    this._voiceTableAt = -Infinity;
   }
 
   /** Close the connection when this client opened it. */
@@ -292,12 +318,15 @@ export class ChorusClient {
 
   /**
    * A voice as {name, lang, sampleRate}: from the voice table, or with voices 'redis' from the
-   * `<prefix>:voices` hash the workers write (JSON {lang, sample_rate, model, version}).
-   * UnknownVoiceError when there is no such voice.
+   * `<prefix>:voices` hash the workers write (JSON {lang, sample_rate, model, version, default}).
+   * Without a name: the default voice of `lang`. UnknownVoiceError when there is no such voice.
    */
-  async voice(name) {
-    if (this.voices !== 'redis') return resolveVoice(this.voices, this.defaultVoices, name);
-    if (!name) throw new InvalidRequestError('voice', 'name a voice (the voices hash lists those the workers serve)');
+  async voice(name, lang = DEFAULT_LANG) {
+    if (this.voices !== 'redis') return resolveVoice(this.voices, this.defaultVoices, name, lang);
+    if (!name) {
+      const table = await this.voiceTable();
+      return resolveVoice(table.voices, table.defaultVoices, null, lang);
+    }
     let raw;
     let known = [];
     try {
@@ -318,7 +347,30 @@ export class ChorusClient {
   }
 
   /**
-   * Enqueue a request and write its audio stream's header; returns {requestId, segments, sampleRate}.
+   * The voice table the workers publish in the `<prefix>:voices` hash ({voices, defaultVoices},
+   * see voicesFromHash), read again once older than VOICES_TTL_S: what a request without a voice
+   * chooses from with `voices: 'redis'`.
+   */
+  async voiceTable() {
+    const now = Date.now() / 1000;
+    if (this._voiceTable === null || now - this._voiceTableAt >= VOICES_TTL_S) {
+      let raw;
+      try {
+        raw = await this.redis.hgetall(this.keys.voices());
+      } catch (err) {
+        throw translateRedisError(err, this.url);
+      }
+      this._voiceTable = voicesFromHash(raw);
+      this._voiceTableAt = now;
+    }
+    return this._voiceTable;
+  }
+
+  /**
+   * Enqueue a request and write its audio stream's header; returns {requestId, segments, sampleRate,
+   * voices} (voices: each segment's voice). Without `voice`, each segment gets the default voice
+   * of its language: from the table's `defaultVoices`, or with `voices: 'redis'` the voice the
+   * workers mark as their language's default in the voices hash (read at most every VOICES_TTL_S).
    *
    * The request goes to the shard the tenant lives in: its home shard (`homeShard`, with the
    * deployment's shard count read from `<prefix>:shards` at most every SHARD_COUNT_TTL_S), or the
@@ -335,11 +387,14 @@ export class ChorusClient {
    */
   async enqueue(text, options = {}) {
     let opts;
-    if (this.voices === 'redis') {
+    if (this.voices === 'redis' && options.voice) {
       validateTenant(options.tenant);
       const v = await this.voice(options.voice);
       const table = { [v.name]: { lang: v.lang, sampleRate: v.sampleRate } };
       opts = { ...options, voices: table, defaultVoices: {}, voice: v.name };
+    } else if (this.voices === 'redis') {
+      validateTenant(options.tenant);
+      opts = { ...options, ...(await this.voiceTable()), voice: null };
     } else {
       opts = { voices: this.voices, defaultVoices: this.defaultVoices, ...options };
     }
@@ -366,7 +421,7 @@ export class ChorusClient {
     } catch (err) {
       throw translateRedisError(err, this.url);
     }
-    return { requestId: req.requestId, segments: req.segments, sampleRate: req.sampleRate };
+    return { requestId: req.requestId, segments: req.segments, sampleRate: req.sampleRate, voices: req.voices };
   }
 
   async _writeHeader(req) {

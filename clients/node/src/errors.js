@@ -113,11 +113,19 @@ export class InvalidRequestError extends ChorusError {
 }
 named(InvalidRequestError, 'InvalidRequestError');
 
+/** No such voice; or, with `lang`, no voice of that language for a request that named none. */
 export class UnknownVoiceError extends ChorusError {
-  constructor(voice, known) {
-    super(`unknown voice '${voice}'; known voices: ${known.join(', ')} (see \`chorus voices\`)`);
+  constructor(voice, known, lang = null) {
+    super(
+      lang === null
+        ? `unknown voice '${voice}'; known voices: ${known.join(', ')} (see \`chorus voices\`)`
+        : `no voice for language '${lang}' (a segment of the text is in it and the request names no ` +
+            `voice, and no voice of it is marked as its default); known voices: ${known.join(', ') || 'none'}: ` +
+            `name one, or run workers (v1.3 or later) with a model for '${lang}'`,
+    );
     this.voice = voice;
     this.known = known;
+    this.lang = lang;
   }
 }
 named(UnknownVoiceError, 'UnknownVoiceError');

@@ -39,8 +39,10 @@ export class InvalidRequestError extends ChorusError {
   reason: string;
 }
 export class UnknownVoiceError extends ChorusError {
-  constructor(voice: string, known: string[]);
+  constructor(voice: string, known: string[], lang?: string | null);
   voice: string;
+  /** Set when no voice serves a segment's language (a request without a voice). */
+  lang: string | null;
   known: string[];
 }
 export class UnknownTenantError extends ChorusError {
@@ -251,6 +253,8 @@ export const MAX_SEGMENT_TEXT_BYTES: number;
 export const MAX_ENTRY_BYTES: number;
 export const MAX_FRAME_BYTES: number;
 export const MAX_PAUSE_MS: number;
+export const MIN_SAMPLE_RATE: number;
+export const MAX_SAMPLE_RATE: number;
 export const END_STATUS: Readonly<{ OK: 'ok'; ERROR: 'error'; CANCELLED: 'cancelled' }>;
 
 export interface SegmentJob {
@@ -262,6 +266,8 @@ export interface SegmentJob {
   speed?: number;
   pauseMs?: number;
   enqueuedMs?: number;
+  /** Payload `sr` (v1.3): the request's rate, for a segment whose voice has another; null: absent. */
+  sampleRate?: number | null;
 }
 export interface HeaderFrame {
   type: 'header';
@@ -333,13 +339,28 @@ export interface VoiceSpec {
 export type VoiceTable = Readonly<Record<string, VoiceSpec>>;
 export const VOICES: VoiceTable;
 export const DEFAULT_VOICES: Readonly<Record<string, string>>;
+/** How long a client trusts the voices hash it read (s). */
+export const VOICES_TTL_S: number;
 export function voicesFromCatalog(catalog: unknown): { voices: Record<string, VoiceSpec>; defaultVoices: Record<string, string> };
+/** The table of a `<prefix>:voices` hash (HGETALL: field -> JSON); defaults from `"default": true`. */
+export function voicesFromHash(raw: Record<string, string>): { voices: Record<string, VoiceSpec>; defaultVoices: Record<string, string> };
 export function resolveVoice(
   voices: VoiceTable,
   defaultVoices: Readonly<Record<string, string>>,
   name?: string | null,
   lang?: string,
 ): { name: string; lang: string; sampleRate: number };
+
+// -- languages -------------------------------------------------------------------------------------
+
+export const DEFAULT_LANG: 'zh';
+export const LONG_LATIN_WORDS: number;
+/** 'zh' with a Han ideograph, else 'en' with a Latin letter, else null. */
+export function scriptLang(text: string): 'zh' | 'en' | null;
+export function compatible(a: string | null, b: string | null): boolean;
+/** Each segment's language: its script's, else the previous one's, else the next one's, else `fallback`. */
+export function segmentLanguages(texts: string[], fallback?: string): string[];
+export function splitScripts(clause: string, strip: (text: string) => string): string[];
 
 // -- listening -------------------------------------------------------------------------------------
 
@@ -431,7 +452,7 @@ export const SCRIPTS: Readonly<Record<'enqueue' | 'cancel', { name: string; sour
 
 export interface EnqueueOptions {
   tenant: string;
-  /** A voice of the voice table; default: the table's default voice for "zh". */
+  /** One voice for every segment; default: each segment gets the default voice of its language. */
   voice?: string | null;
   priority?: Priority;
   /** 0.5 … 2.0; default 1. */
@@ -452,6 +473,8 @@ export interface PreparedRequest {
   sampleRate: number;
   tenant: string;
   texts: Segment[];
+  /** Each segment's voice (the first is the request's). */
+  voices: string[];
 }
 
 export function prepare(
@@ -469,7 +492,10 @@ export function tenantRate(buckets: Array<Record<string, string>>, tenant: strin
 export interface EnqueueResult {
   requestId: string;
   segments: number;
+  /** The request's rate: its first segment's voice's; every frame has it. */
   sampleRate: number;
+  /** Each segment's voice. */
+  voices: string[];
 }
 
 export interface RequestStatus {
@@ -514,5 +540,7 @@ export class ChorusClient {
   cancel(requestId: string): Promise<boolean>;
   status(requestId: string): Promise<RequestStatus>;
   serviceRate(tenant: string, keys?: Keys): Promise<number>;
-  voice(name?: string | null): Promise<{ name: string; lang: string; sampleRate: number }>;
+  voice(name?: string | null, lang?: string): Promise<{ name: string; lang: string; sampleRate: number }>;
+  /** The workers' voices hash as a table (cached VOICES_TTL_S). */
+  voiceTable(): Promise<{ voices: Record<string, VoiceSpec>; defaultVoices: Record<string, string> }>;
 }

@@ -81,8 +81,10 @@ export {
   MAX_FRAME_BYTES,
   MAX_PAUSE_MS,
   MAX_REQUEST_TEXT_BYTES,
+  MAX_SAMPLE_RATE,
   MAX_SEGMENT_TEXT_BYTES,
   MAX_SEGMENTS,
+  MIN_SAMPLE_RATE,
   peekSegmentAddress,
   PROTOCOL_VERSION,
 } from './protocol.js';
@@ -98,4 +100,5 @@ export {
   weightedChars,
   weightFifths,
 } from './segment.js';
-export { DEFAULT_VOICES, resolveVoice, VOICES, voicesFromCatalog } from './voices.js';
+export { DEFAULT_VOICES, resolveVoice, VOICES, VOICES_TTL_S, voicesFromCatalog, voicesFromHash } from './voices.js';
+export { compatible, DEFAULT_LANG, LONG_LATIN_WORDS, scriptLang, segmentLanguages, splitScripts } from './language.js';

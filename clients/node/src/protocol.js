@@ -1,4 +1,4 @@
-// Wire protocol v1 (docs/PROTOCOL.md): msgpack codecs for segment payloads and audio frames.
+// Wire protocol v1 (docs/PROTOCOL.md, text revision 1.3): msgpack codecs for segment payloads and audio frames.
 // Decoding is strict like the Python reference: bounded sizes, no ext types, string keys only,
 // typed fields, and a ProtocolError naming the field for anything else.
 import { encode } from '@msgpack/msgpack';
@@ -13,6 +13,9 @@ export const MAX_SEGMENT_TEXT_BYTES = 2048;
 export const MAX_ENTRY_BYTES = 8 * 1024;
 export const MAX_FRAME_BYTES = 64 * 1024;
 export const MAX_PAUSE_MS = 10_000;
+/** The range of every `sr` (frames, and a segment payload's optional one). */
+export const MIN_SAMPLE_RATE = 8000;
+export const MAX_SAMPLE_RATE = 192000;
 export const MAX_ID_LEN = 64;
 export const MAX_VOICE_LEN = 64;
 export const MAX_MESSAGE_LEN = 1024;
@@ -54,10 +57,11 @@ function encodeInt(value) {
 /**
  * A segment payload (the lane entry's field `p`), byte for byte what the Python reference's
  * `encode_segment` makes: a map of v, req, seq, text, voice, lang, speed (always a float64),
- * pause_ms, t.
+ * pause_ms, t, and sr (v1.3) when `sampleRate` is given: the request's rate, for a segment whose
+ * voice has another one (the worker resamples it).
  */
-export function encodeSegment({ requestId, seq, text, voice, lang, speed = 1.0, pauseMs = 0, enqueuedMs = 0 }) {
-  const parts = [Buffer.from([0x89])];
+export function encodeSegment({ requestId, seq, text, voice, lang, speed = 1.0, pauseMs = 0, enqueuedMs = 0, sampleRate = null }) {
+  const parts = [Buffer.from([sampleRate == null ? 0x89 : 0x8a])];
   const pair = (key, value) => {
     parts.push(Buffer.from(encode(key)));
     parts.push(value);
@@ -71,6 +75,7 @@ export function encodeSegment({ requestId, seq, text, voice, lang, speed = 1.0, 
   pair('speed', float64(speed));
   pair('pause_ms', encodeInt(pauseMs));
   pair('t', encodeInt(enqueuedMs));
+  if (sampleRate != null) pair('sr', encodeInt(sampleRate));
   return Buffer.concat(parts);
 }
 
@@ -204,7 +209,8 @@ function bool(obj, key) {
 
 /**
  * A segment payload, checked against the protocol's limits:
- * {requestId, seq, text, voice, lang, speed, pauseMs, enqueuedMs}.
+ * {requestId, seq, text, voice, lang, speed, pauseMs, enqueuedMs, sampleRate} (sampleRate: the
+ * payload's optional `sr`, null when absent or nil).
  */
 export function decodeSegment(data) {
   const obj = unpackMap(data, MAX_ENTRY_BYTES, 'segment');
@@ -221,6 +227,7 @@ export function decodeSegment(data) {
     speed: float(obj, 'speed', 0.25, 4.0),
     pauseMs: int(obj, 'pause_ms', 0, MAX_PAUSE_MS),
     enqueuedMs: int(obj, 't', 0, 2 ** 53),
+    sampleRate: own(obj, 'sr') == null ? null : int(obj, 'sr', MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
   };
 }
 
@@ -264,7 +271,7 @@ export function decodeFrame(data) {
       segment: int(obj, 'seg', 0, MAX_SEGMENTS - 1),
       index: int(obj, 'idx', 0, 2 ** 31),
       last: bool(obj, 'last'),
-      sampleRate: int(obj, 'sr', 8000, 192000),
+      sampleRate: int(obj, 'sr', MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
       pcm,
       attempt: int(obj, 'att', 1, 1000),
     };
@@ -275,7 +282,7 @@ export function decodeFrame(data) {
       requestId: str(obj, 'req', MAX_ID_LEN),
       segments: int(obj, 'segments', 1, MAX_SEGMENTS),
       voice: str(obj, 'voice', MAX_VOICE_LEN),
-      sampleRate: int(obj, 'sr', 8000, 192000),
+      sampleRate: int(obj, 'sr', MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
       tenant: str(obj, 'tenant', MAX_ID_LEN),
     };
   }

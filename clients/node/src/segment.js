@@ -2,7 +2,9 @@
 // NFC; split after ，。？！；：、… and after ,.?!;: followed by whitespace or the line's end;
 // newlines split; <break time="250ms"/> (or "1.5s", ≤ 10 s) adds a pause to the clause before
 // it; the first segment is the first clause (≤ 24 weighted characters); later ones merge
-// clauses up to 32, 64, then 100 weighted characters (CJK and beyond = 1, others 0.4).
+// clauses up to 32, 64, then 100 weighted characters (CJK and beyond = 1, others 0.4); a
+// segment never mixes a Mandarin piece with an English one, and a long English stretch inside a
+// Mandarin clause is cut off it (src/language.js).
 //
 // Python semantics are reproduced exactly where JavaScript differs: text is handled as code
 // points (not UTF-16 units), "whitespace" is Python's str.isspace / re's \s (which includes
@@ -11,6 +13,7 @@
 // case-insensitive letters of "break", "time" and "s" accept the same non-ASCII variants as
 // Python's re.IGNORECASE (İ ı ſ K). Every step is linear in the text's length.
 import { TextError } from './errors.js';
+import { compatible, scriptLang, splitScripts } from './language.js';
 import { MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS } from './protocol.js';
 
 /** Longest first segment (weighted characters). */
@@ -181,11 +184,11 @@ function splitPlain(text, out) {
       if (m[0] === '.' && abbreviation(line, m.index)) continue; // "Dr. Brown": not a sentence end
       const end = m.index + m[0].length;
       const piece = pyStrip(line.slice(pos, end));
-      if (piece) out.push({ text: piece, pauseMs: 0 });
+      if (piece) for (const p of splitScripts(piece, pyStrip)) out.push({ text: p, pauseMs: 0 });
       pos = end;
     }
     const tail = pyStrip(line.slice(pos));
-    if (tail) out.push({ text: tail, pauseMs: 0 });
+    if (tail) for (const p of splitScripts(tail, pyStrip)) out.push({ text: p, pauseMs: 0 });
   }
   return out;
 }
@@ -333,6 +336,7 @@ export function segmentText(
   }
   // merge with running totals (weight in fifths, UTF-8 bytes)
   const partsOf = [[units[0].text]];
+  const langs = [scriptLang(units[0].text)]; // each segment's language so far (null: no Han or Latin yet)
   const pauses = [units[0].pauseMs];
   const weights = [fifths(units[0].text)];
   const sizes = [utf8Bytes(units[0].text)];
@@ -341,16 +345,19 @@ export function segmentText(
     const unit = units[u];
     const w = fifths(unit.text);
     const b = utf8Bytes(unit.text);
+    const lang = scriptLang(unit.text);
     const k = partsOf.length - 1;
     const last = partsOf[k];
     const space = spaced(last[last.length - 1], unit.text) ? 1 : 0;
     if (
       partsOf.length > 1 &&
       pauses[k] === 0 &&
+      compatible(langs[k], lang) &&
       weights[k] + w <= budget * 5 &&
       sizes[k] + space + b <= MAX_SEGMENT_TEXT_BYTES
     ) {
       last.push(unit.text);
+      langs[k] = langs[k] ?? lang;
       pauses[k] = unit.pauseMs;
       weights[k] += w;
       sizes[k] += space + b;
@@ -358,6 +365,7 @@ export function segmentText(
     }
     if (partsOf.length > 1) budget = Math.min(maxChars, budget * 2);
     partsOf.push([unit.text]);
+    langs.push(lang);
     pauses.push(unit.pauseMs);
     weights.push(w);
     sizes.push(b);

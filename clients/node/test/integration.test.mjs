@@ -186,6 +186,24 @@ describe('enqueue and listen', () => {
     await assert.rejects(fromRedis.enqueue('Hello.', { tenant: 'acme', voice: 'nope' }), UnknownVoiceError);
     await client.cancel(handle.requestId); // no worker serves xx_test
   });
+
+  test('no voice: each segment gets the default voice of its language (table and voices hash)', async () => {
+    const fromRedis = new ChorusClient(raw, { voices: 'redis' });
+    const table = await fromRedis.voiceTable();
+    assert.equal(table.defaultVoices.zh, 'jm_kumo'); // the worker marks the catalog's defaults
+    assert.equal(table.defaultVoices.en, 'en_joe');
+    for (const c of [client, fromRedis]) {
+      const handle = await c.enqueue('你好。Hello world. 再见。', { tenant: 'acme' });
+      assert.deepEqual(handle.voices, ['jm_kumo', 'en_joe', 'jm_kumo']);
+      assert.equal(handle.sampleRate, 24000);
+      const { frames, error } = await drain(c.frames(handle.requestId, { timeoutS: 30 }));
+      assert.equal(error, null);
+      checkContiguous(frames, 3);
+      assert.ok(frames.every((f) => f.sampleRate === 24000));
+    }
+    const onlyZh = new ChorusClient(raw, { voices: { jm_kumo: { lang: 'zh', sampleRate: 24000 } }, defaultVoices: { zh: 'jm_kumo' } });
+    await assert.rejects(onlyZh.enqueue('Hello world.', { tenant: 'acme' }), (err) => err instanceof UnknownVoiceError && err.lang === 'en');
+  });
 });
 
 describe('refusals', () => {

@@ -67,6 +67,11 @@ const CASES = [
   [['第一段。', 'second part', '  第三段  '], { priority: 'batch' }],
   ['短', { deadline_s: 0.0004, speed: 2 }],
   ['😀 emoji and café ＡＢＣ', {}],
+  // no voice: each segment's language picks its default voice; the request stays at the first's rate
+  ['你好。Hello world, how are you today? 再见。12:30。', {}],
+  ['Good morning. 早上好。<break time="300ms"/>我刚才说Hello world how are you today你好吗', { priority: 'batch' }],
+  [['123', '你好', '!!', 'Hello', '456'], {}],
+  ['你好。Hello world.', { voice: 'jm_kumo' }],
   ['hi', { voice: 'nope' }],
   ['hi', { speed: 3 }],
   ['hi', { priority: 'rt' }],

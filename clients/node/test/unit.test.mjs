@@ -1,6 +1,6 @@
 // Pure parts of the client: the refusal table, keys, placement (hash, home shard, shard count,
 // the forwards remembered, with a fake clock), request validation, the voice table, the listener's
-// skipping of failed segments and exact resumption. No Redis here.
+// skipping of failed segments and exact resumption, the choice of a voice per segment. No Redis here.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,9 +10,12 @@ import {
   BadArgumentsError,
   BadStateError,
   ConfigError,
+  decodeFrame,
+  decodeSegment,
   DEFAULT_VOICES,
   DuplicateRequestError,
   encodeFrame,
+  encodeSegment,
   fnv1a32,
   homeShard,
   InvalidRequestError,
@@ -37,7 +40,10 @@ import {
   RequestIncompleteError,
   RequestNotFoundError,
   RequestTooLargeError,
+  scriptLang,
+  segmentLanguages,
   segmentText,
+  splitScripts,
   SHARD_COUNT_TTL_S,
   shardNames,
   StreamState,
@@ -50,6 +56,7 @@ import {
   UnknownVoiceError,
   VOICES,
   voicesFromCatalog,
+  voicesFromHash,
 } from '../src/index.js';
 import { ROOT } from './helpers.mjs';
 
@@ -174,6 +181,75 @@ describe('prepare', () => {
   test('segmentation grows the segments', () => {
     const segs = segmentText(`${Array(60).fill('今天天气很好我们去公园').join('，')}。`);
     assert.ok(segs.length > 3 && segs.length < 30);
+  });
+});
+
+// -- a voice per segment ---------------------------------------------------------------------------
+
+describe('voices by language', () => {
+  const base = { tenant: 'acme', nowMs: 1_700_000_000_500, requestId: RID };
+  const payloads = (req) => req.args.slice(8).filter((_, i) => i % 3 === 2).map((p) => decodeSegment(p));
+
+  test('each segment\'s script picks its language; neighbours lend theirs', () => {
+    assert.equal(scriptLang('我们用 Python 写代码'), 'zh');
+    assert.equal(scriptLang('Café au lait'), 'en');
+    assert.equal(scriptLang('12:30 …'), null);
+    assert.deepEqual(segmentLanguages(['1', '你好', '2', 'Hi', '3']), ['zh', 'zh', 'zh', 'en', 'en']);
+    assert.deepEqual(segmentLanguages(['1', '2']), ['zh', 'zh']);
+    assert.deepEqual(segmentLanguages(['1', 'Hi']), ['en', 'en']);
+  });
+
+  test('a long English stretch is cut off a Mandarin clause; a few words stay', () => {
+    const strip = (t) => t.trim();
+    assert.deepEqual(splitScripts('我说Hello world how are you你好', strip), ['我说', 'Hello world how are you', '你好']);
+    assert.deepEqual(splitScripts('我用 iPhone 打电话', strip), ['我用 iPhone 打电话']);
+    assert.deepEqual(segmentText('你好。Hello world. 再见。').map((s) => s.text), ['你好。', 'Hello world.', '再见。']);
+  });
+
+  test('no voice: the default voice of each segment\'s language, one sample rate', () => {
+    const req = prepare('你好。Hello world. 再见。', base);
+    assert.deepEqual(req.voices, ['jm_kumo', 'en_joe', 'jm_kumo']);
+    assert.equal(req.sampleRate, 24000);
+    assert.equal(req.args[2], 'jm_kumo');
+    assert.deepEqual(decodeFrame(req.header).sampleRate, 24000);
+    assert.deepEqual(
+      payloads(req).map((j) => [j.voice, j.lang, j.sampleRate]),
+      [['jm_kumo', 'zh', null], ['en_joe', 'en', 24000], ['jm_kumo', 'zh', null]],
+    );
+    const en = prepare('Good morning. 早上好。', base);
+    assert.equal(en.sampleRate, 22050);
+    assert.deepEqual(payloads(en).map((j) => j.sampleRate), [null, 22050]);
+  });
+
+  test('a named voice reads every segment, as before', () => {
+    const req = prepare('你好。Hello world.', { ...base, voice: 'jm_kumo' });
+    assert.deepEqual(req.voices, ['jm_kumo', 'jm_kumo']);
+    assert.deepEqual(payloads(req).map((j) => [j.lang, j.sampleRate]), [['zh', null], ['zh', null]]);
+  });
+
+  test('no voice for a segment\'s language: UnknownVoiceError naming the language', () => {
+    const voices = { jm_kumo: VOICES.jm_kumo };
+    assert.equal(prepare('你好', { ...base, voices, defaultVoices: { zh: 'jm_kumo' } }).voices[0], 'jm_kumo');
+    assert.throws(
+      () => prepare('你好。Hello world.', { ...base, voices, defaultVoices: { zh: 'jm_kumo' } }),
+      (err) => err instanceof UnknownVoiceError && err.lang === 'en' && err.known.includes('jm_kumo') && /language 'en'/.test(err.message),
+    );
+  });
+
+  test('the voices hash: the marked defaults only (workers before v1.3 mark none)', () => {
+    const entry = (lang, sr, def) => JSON.stringify({ lang, sample_rate: sr, model: 'm', version: '1', ...(def ? { default: true } : {}) });
+    const table = voicesFromHash({ b_zh: entry('zh', 24000, true), a_zh: entry('zh', 24000), en_x: entry('en', 16000), bad: '{' });
+    assert.deepEqual(table.defaultVoices, { zh: 'b_zh' });
+    assert.throws(() => prepare('Hello.', { ...base, ...table }), (err) => err instanceof UnknownVoiceError && err.lang === 'en');
+    assert.deepEqual(Object.keys(table.voices).sort(), ['a_zh', 'b_zh', 'en_x']);
+    assert.deepEqual(table.voices.en_x, { lang: 'en', sampleRate: 16000, model: 'm' });
+  });
+
+  test('a payload\'s sr round-trips and is optional', () => {
+    const job = { requestId: RID, seq: 1, text: 'Hi.', voice: 'en_joe', lang: 'en', speed: 1.0, pauseMs: 0, enqueuedMs: 5 };
+    assert.equal(decodeSegment(encodeSegment(job)).sampleRate, null);
+    assert.equal(decodeSegment(encodeSegment({ ...job, sampleRate: 24000 })).sampleRate, 24000);
+    assert.throws(() => decodeSegment(encodeSegment({ ...job, sampleRate: 7000 })), (err) => err instanceof ProtocolError && err.field === 'sr');
   });
 });
 

@@ -1,5 +1,5 @@
 // The conformance vectors of protocol/vectors (see its README): segmentation, payload and frame
-// codecs, the listener, and placement. Generated from the Python reference; every client must agree.
+// codecs, the listener, placement, and the choice of a voice per segment. Generated from the Python reference; every client must agree.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { encode } from '@msgpack/msgpack';
 
 import {
+  DEFAULT_LANG,
   decodeFrame,
   decodeSegment,
   encodeFrame,
@@ -19,6 +20,7 @@ import {
   homeShard,
   Keys,
   LANES,
+  LONG_LATIN_WORDS,
   MAX_CHARS,
   MAX_ENTRY_BYTES,
   MAX_FRAME_BYTES,
@@ -36,10 +38,13 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   RequestFailedError,
+  segmentLanguages,
   SHARD_COUNT_TTL_S,
   StreamState,
   TextError,
   UnknownTenantError,
+  UnknownVoiceError,
+  voicesFromHash,
   weightedChars,
   weightFifths,
   parsePosition,
@@ -79,13 +84,20 @@ describe('segmentation.json', () => {
         return;
       }
       const req = run('interactive');
-      const got = req.texts.map((s) => ({
+      const langs = segmentLanguages(req.texts.map((s) => s.text));
+      const got = req.texts.map((s, i) => ({
         text: s.text,
         pause_ms: s.pauseMs,
         weight_fifths: weightFifths(s.text),
         c: weightedChars(s.text),
+        lang: langs[i],
       }));
       assert.deepEqual(got, c.segments);
+      // the payloads' lang (no voice named: each segment's language picks the table's default voice)
+      assert.deepEqual(
+        req.args.slice(8).filter((_, i) => i % 3 === 2).map((p) => decodeSegment(p).lang),
+        langs,
+      );
       // the script's chars_i is the segment's c
       assert.deepEqual(
         req.args.slice(8).filter((_, i) => i % 3 === 1),
@@ -106,7 +118,7 @@ describe('segmentation.json', () => {
 // -- payloads and frames ---------------------------------------------------------------------------
 
 function segmentAsJson(job) {
-  return {
+  const out = {
     v: PROTOCOL_VERSION,
     req: job.requestId,
     seq: job.seq,
@@ -117,6 +129,8 @@ function segmentAsJson(job) {
     pause_ms: job.pauseMs,
     t: job.enqueuedMs,
   };
+  if (job.sampleRate !== null) out.sr = job.sampleRate; // optional (v1.3)
+  return out;
 }
 
 function frameAsJson(f) {
@@ -196,6 +210,7 @@ describe('payloads.json', () => {
         speed: p.speed,
         pauseMs: p.pause_ms,
         enqueuedMs: p.t,
+        sampleRate: p.sr ?? null,
       });
       assert.deepEqual(segmentAsJson(decodeSegment(mine)), c.payload);
       // not required by the protocol, but this encoder writes what Python writes
@@ -402,6 +417,50 @@ describe('placement.json', () => {
           assert.equal(refusedField(() => parseShardCount(raw)), c.error.field);
         }
       }
+    });
+  }
+});
+
+// -- voices ----------------------------------------------------------------------------------------
+
+describe('voices.json', () => {
+  const doc = load('voices.json');
+
+  test('constants', () => {
+    assert.deepEqual(doc.constants, { default_lang: DEFAULT_LANG, long_latin_words: LONG_LATIN_WORDS });
+  });
+
+  for (const [name, h] of Object.entries(doc.hashes)) {
+    test(`hash ${name}`, () => {
+      const table = voicesFromHash(h.entries);
+      assert.deepEqual(Object.keys(table.voices).sort(), h.voices);
+      assert.deepEqual(table.defaultVoices, h.defaults);
+    });
+  }
+
+  for (const c of doc.cases) {
+    test(c.name, () => {
+      const { voices, defaultVoices } = voicesFromHash(doc.hashes[c.hash].entries);
+      const run = () => prepare(c.input, { tenant: 'acme', keys: new Keys(), voices, defaultVoices, voice: c.voice, requestId: doc.request_id });
+      if (c.error !== null) {
+        assert.throws(run, (err) => {
+          assert.ok(err instanceof UnknownVoiceError);
+          assert.deepEqual({ kind: 'voice', lang: err.lang }, c.error);
+          return true;
+        });
+        return;
+      }
+      const req = run();
+      const jobs = req.args.slice(8).filter((_, i) => i % 3 === 2).map((p) => decodeSegment(p));
+      assert.deepEqual(
+        jobs.map((j) => ({ text: j.text, lang: j.lang, voice: j.voice, sr: j.sampleRate })),
+        c.segments,
+      );
+      const header = decodeFrame(req.header);
+      assert.deepEqual({ voice: header.voice, sr: header.sampleRate }, c.header);
+      assert.equal(req.args[2], header.voice);
+      assert.equal(req.sampleRate, header.sampleRate);
+      assert.deepEqual(req.voices, c.segments.map((s) => s.voice));
     });
   }
 });

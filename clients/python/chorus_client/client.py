@@ -14,13 +14,18 @@
 (:mod:`chorus_client.enqueue`, :mod:`chorus_client.listen`, :mod:`chorus_client.control`)
 with their driver (:mod:`chorus_client.drive`): nothing about the protocol is
 written twice. A voice's language and sample rate come from the ``voices`` hash that
-workers write, unless a ``voices`` resolver is given (the server passes its catalog).
+workers write, unless ``voices`` is given: a :class:`~chorus_client.enqueue.VoiceTable` (no
+Redis read), or a resolver (which chooses the request's one voice itself, as before v1.3).
+Otherwise a request without a voice gets, per segment, the default voice of the segment's
+language: the voice the workers mark ``"default"`` in the hash (read at most every
+``VOICES_TTL_S``), so ``client.enqueue("你好。Hello world.", tenant="acme")`` is spoken by a
+Mandarin and an English voice, in one stream at one sample rate.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Union
 
 import redis
 import redis.asyncio as aredis
@@ -28,8 +33,16 @@ import redis.asyncio as aredis
 from chorus_client.constants import Durability
 from chorus_client.control import RequestState, cancel, status
 from chorus_client.drive import Op, iterate_async, iterate_sync, quiet, run_async, run_sync
-from chorus_client.enqueue import EnqueueResult, PreparedRequest, Voice, enqueue, lookup_voice, prepare
-from chorus_client.errors import InvalidRequest
+from chorus_client.enqueue import (
+    EnqueueResult,
+    PreparedRequest,
+    Voice,
+    VoiceCache,
+    VoiceTable,
+    enqueue,
+    lookup_voice,
+    prepare,
+)
 from chorus_client.keys import Keys
 from chorus_client.listen import DEFAULT_TIMEOUT_S, StreamState, listen, resume_op
 from chorus_client.outage import client_url
@@ -39,23 +52,27 @@ from chorus_client.protocol import AudioFrame
 __all__ = ["AsyncClient", "AsyncRequest", "Client", "Request", "VoiceResolver"]
 
 VoiceResolver = Callable[[str | None, str], Voice]
-"""(voice name or None, the text) -> the voice; raises UnknownVoice."""
+"""(voice name or None, the text) -> the request's one voice; raises UnknownVoice."""
+Voices = Union[VoiceResolver, VoiceTable, VoiceCache]  # noqa: UP007 - runtime alias on Python 3.10
+"""Where a client's voices come from: a resolver, a fixed table, or the ``voices`` hash (a cache of it)."""
 
 
 def _prepare_op(
-    keys: Keys, voices: VoiceResolver | None, text: str | list[str], tenant: str, voice: str | None, options: Any
+    keys: Keys, voices: Voices, text: str | list[str], tenant: str, voice: str | None, options: Any
 ) -> Op[PreparedRequest]:
-    if voices is not None:
-        spec = voices(voice, text if isinstance(text, str) else "".join(text))
-    elif voice is None:
-        raise InvalidRequest("voice", "name a voice (the voices hash lists those the workers serve)")
+    spec: Voice | VoiceTable
+    if isinstance(voices, VoiceCache):
+        # a named voice is looked up alone (as before v1.3); no voice: the defaults of the hash
+        spec = (yield from voices.table()) if voice is None else (yield from lookup_voice(keys, voice))
+    elif isinstance(voices, VoiceTable):
+        spec = voices if voice is None else voices.named(voice)
     else:
-        spec = yield from lookup_voice(keys, voice)
+        spec = voices(voice, text if isinstance(text, str) else "".join(text))
     return prepare(text, tenant=tenant, keys=keys, voice=spec, **options)
 
 
 def _submit(
-    placement: Placement, voices: VoiceResolver | None, url: str, text: str | list[str], tenant: str,
+    placement: Placement, voices: Voices, url: str, text: str | list[str], tenant: str,
     voice: str | None, options: Any, replicas: int,
 ) -> Op[EnqueueResult]:  # fmt: skip
     """Enqueue in the shard the tenant lives in (a given ``request_id`` names its shard itself)."""
@@ -95,6 +112,8 @@ class Request:
         self.request_id = result.request_id
         self.segments = result.segments
         self.sample_rate = result.sample_rate
+        self.voices = result.voices
+        """Each segment's voice (empty for a handle to a request enqueued elsewhere)."""
 
     def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False) -> Iterator[AudioFrame]:
         return self.client.frames(self.request_id, timeout_s=timeout_s, skip_failed=skip_failed)
@@ -119,7 +138,7 @@ class Client:
         redis_client: redis.Redis,
         *,
         keys: Keys | None = None,
-        voices: VoiceResolver | None = None,
+        voices: VoiceResolver | VoiceTable | None = None,
         durability: Durability | str = Durability.NONE,
     ) -> None:
         self.redis = redis_client
@@ -127,7 +146,9 @@ class Client:
         self.url = client_url(redis_client)
         self.placement = Placement(self.keys, url=self.url)
         """Where tenants live (the deployment's shards; see :mod:`chorus_client.placement`)."""
-        self.voices = voices
+        self.voices: Voices = voices if voices is not None else VoiceCache(self.keys, url=self.url)
+        """Where voices come from: by default the ``voices`` hash (a named voice read at each enqueue,
+        the table for requests without one cached ``VOICES_TTL_S``)."""
         self.durability = Durability(durability)
         """``replica``: ``enqueue`` returns once a replica has the request (``WAIT``)."""
 
@@ -137,8 +158,9 @@ class Client:
 
     def enqueue(self, text: str | list[str], *, tenant: str, voice: str | None = None, **options: Any) -> Request:
         """Enqueue ``text`` (or pre-cut segments); options as :func:`chorus_client.enqueue.prepare` takes
-        them (``priority``, ``speed``, ``deadline_s``, ``request_id``). Raises what ``prepare`` and
-        ``enqueue`` raise: UnknownVoice, InvalidRequest, TextError, QueueFull, RequestTooLarge …"""
+        them (``priority``, ``speed``, ``deadline_s``, ``request_id``). Without ``voice`` each segment
+        gets the default voice of its language. Raises what ``prepare`` and ``enqueue`` raise:
+        UnknownVoice, InvalidRequest, TextError, QueueFull, RequestTooLarge …"""
         op = _submit(self.placement, self.voices, self.url, text, tenant, voice, options, self.durability.replicas)
         return Request(self, run_sync(self.redis, op))
 
@@ -186,6 +208,8 @@ class AsyncRequest:
         self.request_id = result.request_id
         self.segments = result.segments
         self.sample_rate = result.sample_rate
+        self.voices = result.voices
+        """Each segment's voice (empty for a handle to a request enqueued elsewhere)."""
 
     def frames(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, skip_failed: bool = False) -> AsyncIterator[AudioFrame]:
         return self.client.frames(self.request_id, timeout_s=timeout_s, skip_failed=skip_failed)
@@ -208,7 +232,7 @@ class AsyncClient:
         redis_client: aredis.Redis,
         *,
         keys: Keys | None = None,
-        voices: VoiceResolver | None = None,
+        voices: VoiceResolver | VoiceTable | None = None,
         durability: Durability | str = Durability.NONE,
     ) -> None:
         self.redis = redis_client
@@ -216,7 +240,7 @@ class AsyncClient:
         self.url = client_url(redis_client)
         self.placement = Placement(self.keys, url=self.url)
         """Where tenants live (the deployment's shards; see :mod:`chorus_client.placement`)."""
-        self.voices = voices
+        self.voices: Voices = voices if voices is not None else VoiceCache(self.keys, url=self.url)
         self.durability = Durability(durability)
 
     @classmethod

@@ -40,6 +40,7 @@ __all__ = [
     "STATS_BUCKET_S",
     "STATS_BUCKET_TTL_S",
     "STATS_WINDOW_S",
+    "VOICES_TTL_S",
     "WAKE_LIST_CAP",
     "WORKER_LIVE_S",
     "Durability",
@@ -63,6 +64,9 @@ SHARD_COUNT_TTL_S = 5.0
 the tenants it would misplace are pinned by forward entries)."""
 PLACEMENT_TTL_S = 60.0
 """How long a producer remembers that a tenant lives outside its home shard (a ``WRONGSHARD`` answer)."""
+VOICES_TTL_S = 5.0
+"""How long a producer trusts the ``voices`` hash it read to choose voices for requests that name
+none (workers rewrite it when the voices they serve change, and every 60 s)."""
 MAX_SHARD_HOPS = 4
 """``WRONGSHARD`` forwards a producer follows for one enqueue before giving up (a chain longer
 than a move's is an operator's loop: ``TenantMoved``)."""

@@ -11,7 +11,12 @@ a retry-after from the tenant's service rate over the last minute.
 
 A voice is described by a :class:`Voice` (language and sample rate): the server
 takes it from its catalog, a client from the ``voices`` hash that workers write
-(:func:`lookup_voice`).
+(:func:`lookup_voice`). A request that names no voice is given a :class:`VoiceTable`
+instead (the catalog's, or the hash's read by a :class:`VoiceCache`): each segment
+then gets the default voice of its language (:mod:`chorus_client.language`). The
+request keeps one sample rate, its first segment's voice's (the header's); a segment
+whose voice has another rate carries the request's in its payload (``sr``) and the
+worker resamples it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from chorus_client.constants import LANES, PENDING_AUDIO_TTL_S, REQUEST_TTL_S, Lane
+from chorus_client.constants import LANES, PENDING_AUDIO_TTL_S, REQUEST_TTL_S, VOICES_TTL_S, Lane
 from chorus_client.drive import Command, Op, Sleep, Transaction
 from chorus_client.errors import (
     ChorusError,
@@ -41,6 +46,7 @@ from chorus_client.errors import (
     UnknownVoice,
 )
 from chorus_client.keys import GROUP, Keys, new_request_id, validate_tenant
+from chorus_client.language import segment_languages
 from chorus_client.outage import server_state, translate
 from chorus_client.protocol import HeaderFrame, SegmentJob, encode_frame, encode_segment
 from chorus_client.rates import retry_after, tenant_rate, window
@@ -57,12 +63,16 @@ __all__ = [
     "EnqueueResult",
     "PreparedRequest",
     "Voice",
+    "VoiceCache",
+    "VoiceTable",
     "enqueue",
     "lane_number",
     "lookup_voice",
     "min_segments",
     "parse_refusal",
     "prepare",
+    "voice_table",
+    "voices_from_hash",
 ]
 
 PRIORITIES = (Lane.INTERACTIVE.value, Lane.BATCH.value)
@@ -89,10 +99,94 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class VoiceTable:
+    """What a request that names no voice chooses from: voices by name, and each language's default."""
+
+    voices: Mapping[str, Voice]
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    """Language -> the name of its default voice."""
+
+    def named(self, name: str) -> Voice:
+        """The voice called ``name``; UnknownVoice listing the table's voices otherwise."""
+        try:
+            return self.voices[name]
+        except KeyError:
+            raise UnknownVoice(name, sorted(self.voices)) from None
+
+    def for_lang(self, lang: str) -> Voice:
+        """The default voice of ``lang``; UnknownVoice (with ``lang``) when the table has none."""
+        voice = self.voices.get(self.defaults.get(lang, ""))
+        if voice is None or voice.lang != lang:
+            raise UnknownVoice("", sorted(self.voices), lang)
+        return voice
+
+
+def voices_from_hash(raw: Mapping[Any, Any]) -> VoiceTable:
+    """The table of a ``voices`` hash as ``HGETALL`` returns it (field -> JSON, bytes or str).
+
+    A language's default is its voice whose JSON has ``"default": true`` (workers from v1.3 mark
+    the catalog's default per language), the first by name when several do. A language none of
+    whose voices is marked has no default: only v1.3 workers mark them, and only they resample a
+    segment to its request's rate, so a client does not choose voices by language for workers that
+    would publish two rates in one stream. An entry that is not a voice description is left out:
+    it can be neither chosen nor named through this table."""
+    voices: dict[str, Voice] = {}
+    marked: dict[str, str] = {}
+    for key in sorted(raw, key=lambda k: k.decode() if isinstance(k, bytes) else str(k)):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            data = json.loads(raw[key])
+            if not isinstance(data["lang"], str):
+                continue
+            voice = Voice(name, data["lang"], int(data["sample_rate"]), str(data.get("model", "")))
+        except (ValueError, KeyError, TypeError):
+            continue
+        voices[name] = voice
+        if data.get("default") is True:
+            marked.setdefault(voice.lang, name)
+    return VoiceTable(voices, marked)
+
+
+def voice_table(keys: Keys) -> Op[VoiceTable]:
+    """Every voice the workers announced (``HGETALL`` of ``keys.voices()``), as a table."""
+    raw = yield Command(("HGETALL", keys.voices()))
+    if isinstance(raw, list):  # a reply not parsed into a dict (RESP2 without the callback)
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    return voices_from_hash(raw or {})
+
+
+class VoiceCache:
+    """A producer's copy of the ``voices`` hash as a :class:`VoiceTable`, read again once it is
+    older than ``ttl_s`` (not thread-safe; one per client). ``url`` names the server in errors."""
+
+    def __init__(
+        self, keys: Keys, *, url: str = "", ttl_s: float = VOICES_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.keys = keys
+        self.url = url
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._table: VoiceTable | None = None
+        self._at = float("-inf")
+
+    def table(self) -> Op[VoiceTable]:
+        now = self._clock()
+        if self._table is None or now - self._at >= self.ttl_s:
+            try:
+                self._table = yield from voice_table(self.keys)
+            except redis.RedisError as exc:
+                raise translate(exc, self.url) from exc
+            self._at = now
+        return self._table
+
+
+@dataclass(frozen=True)
 class EnqueueResult:
     request_id: str
     segments: int
     sample_rate: int
+    voices: tuple[str, ...] = ()
+    """Each segment's voice, in order."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +199,8 @@ class PreparedRequest:
     segments: int
     sample_rate: int
     tenant: str
+    voices: tuple[str, ...] = ()
+    """Each segment's voice, in order (the first is the request's: header, metadata)."""
 
 
 _NOT_ALNUM = re.compile(r"[\W_]")
@@ -141,7 +237,7 @@ def prepare(
     *,
     tenant: str,
     keys: Keys,
-    voice: Voice,
+    voice: Voice | VoiceTable,
     priority: str = Lane.INTERACTIVE.value,
     speed: float = 1.0,
     deadline_s: float | None = None,
@@ -155,9 +251,15 @@ def prepare(
     [MIN_SPEED, MAX_SPEED]; ``deadline_s`` seconds from the enqueue (by the Redis
     server's clock) after which unserved segments are dropped.
 
+    ``voice`` is the request's voice (every segment's), or a :class:`VoiceTable` from which each
+    segment gets the default voice of its language (:func:`chorus_client.language.segment_languages`).
+    The request's sample rate, in the header, is its first segment's voice's; a segment whose voice
+    has another rate carries the request's as ``sr``, and the worker resamples it.
+
     Raises :class:`~chorus_client.errors.UnknownTenant` for a tenant name outside the grammar,
-    :class:`~chorus_client.errors.InvalidRequest` for a bad option, and
-    :class:`~chorus_client.errors.TextError` for text that cannot be spoken.
+    :class:`~chorus_client.errors.InvalidRequest` for a bad option,
+    :class:`~chorus_client.errors.TextError` for text that cannot be spoken, and
+    :class:`~chorus_client.errors.UnknownVoice` when the table has no voice for a segment's language.
     """
     validate_tenant(tenant)
     if priority not in PRIORITIES:
@@ -172,17 +274,25 @@ def prepare(
         except UnicodeDecodeError as exc:
             raise TextError(f"text is not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
     segments = presegmented(list(text)) if isinstance(text, (list, tuple)) else segment_text(text)
+    if isinstance(voice, VoiceTable):
+        chosen = [voice.for_lang(lang) for lang in segment_languages([s.text for s in segments])]
+    else:
+        chosen = [voice] * len(segments)
+    first = chosen[0]  # the request's voice: its rate is the header's, and every segment's audio's
+    rate = first.sample_rate
     rid = request_id or new_request_id(keys.shard)
     now_ms = int(time.time() * 1000)
     # relative: the script adds it to the Redis server's clock, so a producer's clock does not matter
     within_ms = max(1, int(deadline_s * 1000)) if deadline_s else 0
-    args: list[Any] = [tenant, rid, voice.name, now_ms, within_ms, REQUEST_TTL_S, GROUP, len(segments)]
-    for seq, seg in enumerate(segments):
-        job = SegmentJob(rid, seq, seg.text, voice.name, voice.lang, speed, seg.pause_ms, now_ms)
+    args: list[Any] = [tenant, rid, first.name, now_ms, within_ms, REQUEST_TTL_S, GROUP, len(segments)]
+    for seq, (seg, v) in enumerate(zip(segments, chosen, strict=True)):
+        sr = None if v.sample_rate == rate else rate  # the worker resamples to the request's rate
+        job = SegmentJob(rid, seq, seg.text, v.name, v.lang, speed, seg.pause_ms, now_ms, sr)
         args += [lane_number(priority, seq), max(1, round(weight(seg.text))), encode_segment(job)]
     key_list = keys.enqueue_keys(tenant, keys.request(rid))
-    header = encode_frame(HeaderFrame(rid, len(segments), voice.name, voice.sample_rate, tenant))
-    return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), voice.sample_rate, tenant)
+    header = encode_frame(HeaderFrame(rid, len(segments), first.name, rate, tenant))
+    names = tuple(v.name for v in chosen)
+    return PreparedRequest(rid, key_list, args, keys.audio(rid), header, len(segments), rate, tenant, names)
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -312,4 +422,4 @@ def enqueue(
                 yield Sleep(RETRY_STEP_S * attempt)
     except redis.RedisError as exc:
         raise translate(exc, url) from exc
-    return EnqueueResult(req.request_id, req.segments, req.sample_rate)
+    return EnqueueResult(req.request_id, req.segments, req.sample_rate, req.voices)

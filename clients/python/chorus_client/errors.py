@@ -10,7 +10,7 @@ fields needed to act on it::
     ├── ProtocolError            malformed wire data (field, reason)
     ├── TextError                text that cannot be synthesised (reason)
     ├── InvalidRequest           a request option out of its range (field, reason)
-    ├── UnknownVoice             voice not in the catalog (voice, known)
+    ├── UnknownVoice             voice not in the catalog, or none for a segment's language (voice, known, lang)
     ├── UnknownTenant            tenant name invalid or refused by policy (tenant, reason)
     ├── QueueFull                over the tenant's queue cap (tenant, limit, queued, retry_after_s)
     ├── RequestTooLarge          more segments than the tenant's queue cap holds (tenant, limit, requested)
@@ -120,10 +120,20 @@ class InvalidRequest(ChorusError):
 
 
 class UnknownVoice(ChorusError):
-    def __init__(self, voice: str, known: list[str]) -> None:
+    """No such voice; or, with ``lang``, no voice of that language for a request that named none."""
+
+    def __init__(self, voice: str, known: list[str], lang: str | None = None) -> None:
         self.voice = voice
         self.known = known
-        super().__init__(f"unknown voice {voice!r}; known voices: {', '.join(known)} (see `chorus voices`)")
+        self.lang = lang
+        if lang is None:
+            super().__init__(f"unknown voice {voice!r}; known voices: {', '.join(known)} (see `chorus voices`)")
+        else:
+            super().__init__(
+                f"no voice for language {lang!r} (a segment of the text is in it and the request names no "
+                f"voice, and no voice of it is marked as its default); known voices: {', '.join(known) or 'none'}: "
+                f"name one, or run workers (v1.3 or later) with a model for {lang!r}"
+            )
 
 
 class UnknownTenant(ChorusError):

@@ -1,4 +1,4 @@
-"""Wire protocol v1: msgpack codecs for segment entries and audio frames.
+"""Wire protocol v1 (text revision 1.3): msgpack codecs for segment entries and audio frames.
 
 docs/PROTOCOL.md is the normative text; this module implements it. Decoding is
 strict: bounded sizes, no ext types, string keys only, typed fields, and a
@@ -48,6 +48,8 @@ MAX_ENTRY_BYTES = 8 * 1024
 MAX_FRAME_BYTES = 64 * 1024
 """Largest encoded frame (100 ms of 48 kHz PCM16 is 9,600 bytes)."""
 MAX_PAUSE_MS = 10_000
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 192_000
+"""The range of every ``sr`` (frames, and a payload's optional one)."""
 MAX_ID_LEN = 64
 MAX_VOICE_LEN = 64
 MAX_MESSAGE_LEN = 1024
@@ -149,22 +151,26 @@ class SegmentJob:
     pause_ms: int = 0
     """Silence appended after the speech (from ``<break>`` tags)."""
     enqueued_ms: int = 0
+    sample_rate: int | None = None
+    """The request's sample rate (payload ``sr``, v1.3), when the segment's voice has another one:
+    the worker resamples this segment's audio to it. None: the voice's own rate (and no ``sr``)."""
 
 
 def encode_segment(job: SegmentJob) -> bytes:
-    return _pack(
-        {
-            "v": PROTOCOL_VERSION,
-            "req": job.request_id,
-            "seq": job.seq,
-            "text": job.text,
-            "voice": job.voice,
-            "lang": job.lang,
-            "speed": job.speed,
-            "pause_ms": job.pause_ms,
-            "t": job.enqueued_ms,
-        }
-    )
+    obj: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "req": job.request_id,
+        "seq": job.seq,
+        "text": job.text,
+        "voice": job.voice,
+        "lang": job.lang,
+        "speed": job.speed,
+        "pause_ms": job.pause_ms,
+        "t": job.enqueued_ms,
+    }
+    if job.sample_rate is not None:
+        obj["sr"] = job.sample_rate
+    return _pack(obj)
 
 
 def decode_segment(data: bytes) -> SegmentJob:
@@ -181,6 +187,7 @@ def decode_segment(data: bytes) -> SegmentJob:
         speed=_float(obj, "speed", 0.25, 4.0),
         pause_ms=_int(obj, "pause_ms", 0, MAX_PAUSE_MS),
         enqueued_ms=_int(obj, "t", 0, 2**53),
+        sample_rate=None if obj.get("sr") is None else _int(obj, "sr", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
     )
 
 
@@ -304,7 +311,7 @@ def decode_frame(data: bytes) -> Frame:
             segment=_int(obj, "seg", 0, MAX_SEGMENTS - 1),
             index=_int(obj, "idx", 0, 2**31),
             last=_bool(obj, "last"),
-            sample_rate=_int(obj, "sr", 8000, 192000),
+            sample_rate=_int(obj, "sr", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
             pcm=pcm,
             attempt=_int(obj, "att", 1, 1000),
         )
@@ -313,7 +320,7 @@ def decode_frame(data: bytes) -> Frame:
             request_id=_str(obj, "req", MAX_ID_LEN),
             segments=_int(obj, "segments", 1, MAX_SEGMENTS),
             voice=_str(obj, "voice", MAX_VOICE_LEN),
-            sample_rate=_int(obj, "sr", 8000, 192000),
+            sample_rate=_int(obj, "sr", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
             tenant=_str(obj, "tenant", MAX_ID_LEN),
         )
     if kind == FRAME_ERROR:

@@ -4,7 +4,11 @@ The first segment is the first clause alone, so first audio comes as early as
 the model allows. Later segments merge clauses under a budget that doubles
 (32, 64, then 100 weighted characters): each segment's audio covers the time
 the next one takes to synthesise, so playback does not stall, while long text
-still goes in large, prosodically natural pieces. No segment exceeds
+still goes in large, prosodically natural pieces. A segment never mixes a Mandarin
+piece with an English one (:func:`chorus_client.language.compatible`), and a long
+English stretch inside a Mandarin clause is cut off it
+(:func:`chorus_client.language.split_scripts`), so each segment has one language
+for a request that names no voice. No segment exceeds
 ``max_chars`` weighted characters or :data:`MAX_SEGMENT_TEXT_BYTES` UTF-8
 bytes; the worker additionally splits any phoneme run over the model's token
 limit. Text with no letter or digit anywhere is refused: there is nothing to
@@ -23,6 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from chorus_client.errors import TextError
+from chorus_client.language import compatible, script_lang, split_scripts
 from chorus_client.protocol import MAX_PAUSE_MS, MAX_REQUEST_TEXT_BYTES, MAX_SEGMENT_TEXT_BYTES, MAX_SEGMENTS
 
 __all__ = [
@@ -156,11 +161,11 @@ def _split_plain(text: str) -> list[Segment]:
                 continue  # "Dr. Brown", "e.g. this": not the end of a sentence
             piece = line[pos : m.end()].strip()
             if piece:
-                out.append(Segment(piece))
+                out.extend(Segment(p) for p in split_scripts(piece))
             pos = m.end()
         tail = line[pos:].strip()
         if tail:
-            out.append(Segment(tail))
+            out.extend(Segment(p) for p in split_scripts(tail))
     return out
 
 
@@ -272,21 +277,25 @@ def segment_text(
     # once at the end: re-measuring or re-concatenating the growing segment per unit would
     # cost its length again for every unit merged into it.
     parts_of: list[list[str]] = [[units[0].text]]
+    langs = [script_lang(units[0].text)]  # each segment's language so far (None: no Han or Latin yet)
     pauses = [units[0].pause_ms]
     fifths = [sum(map(_fifths, units[0].text))]
     sizes = [len(units[0].text.encode("utf-8"))]
     budget = first_budget
     for unit in units[1:]:
         w, b = sum(map(_fifths, unit.text)), len(unit.text.encode("utf-8"))
+        lang = script_lang(unit.text)
         last = parts_of[-1]
         space = 1 if _spaced(last[-1], unit.text) else 0
         if (
             len(parts_of) > 1
             and pauses[-1] == 0
+            and compatible(langs[-1], lang)
             and fifths[-1] + w <= budget * 5
             and sizes[-1] + space + b <= MAX_SEGMENT_TEXT_BYTES
         ):
             last.append(unit.text)
+            langs[-1] = langs[-1] or lang
             pauses[-1] = unit.pause_ms
             fifths[-1] += w
             sizes[-1] += space + b
@@ -294,6 +303,7 @@ def segment_text(
         if len(parts_of) > 1:
             budget = min(max_chars, budget * 2)
         parts_of.append([unit.text])
+        langs.append(lang)
         pauses.append(unit.pause_ms)
         fifths.append(w)
         sizes.append(b)
