@@ -65,6 +65,7 @@ from shared.connection import as_str
 from shared.errors import ChorusError, ConfigError, ProtocolError, RequestNotFound
 from workers.backend import SynthesisBackend
 from workers.engine import Engine
+from workers.joins import SegmentEdges
 from workers.publish import FrameSink, append_frames
 
 __all__ = ["Worker", "WorkerConfig"]
@@ -519,7 +520,7 @@ class Worker:
         self._complete(item, rid, ok=True, chars=max(1, round(weight(job.text))))
 
     def _synthesise(self, job: SegmentJob, attempt: int = 1) -> None:
-        sr = self.engine.sample_rate(job.voice)
+        sr = self.engine.output_rate(job)  # the request's rate: render resamples to it
         sink = FrameSink(
             self._r,
             self.keys.audio(job.request_id),
@@ -529,14 +530,17 @@ class Worker:
             attempt,
             self.config.pending_audio_ttl_s,
         )
+        # trimmed, faded and levelled edges, then the pause its punctuation and <break> ask for (workers.joins)
+        edges = SegmentEdges.for_job(job, sr, self.engine.models.get(job.voice))
         t0 = time.perf_counter()
         req = self.keys.for_request(job.request_id).request(job.request_id)
         for audio in self.engine.render(job):
             if self._r.hget(req, "cancelled"):
                 raise _Cancelled  # stop at the next frame boundary
-            sink.add(to_pcm16(np.asarray(audio, dtype=np.float32)))
-        if job.pause_ms:
-            sink.add(silence_pcm(job.pause_ms, sr))
+            sink.add(to_pcm16(edges.push(np.asarray(audio, dtype=np.float32))))
+        sink.add(to_pcm16(edges.finish()))
+        if edges.pause_ms:
+            sink.add(silence_pcm(edges.pause_ms, sr))
         sink.close()
         self._replicate_audio(job.request_id, self.config.pending_audio_ttl_s)
         log.debug("segment %s/%d: %d frames in %.3fs", job.request_id, job.seq, sink.index, time.perf_counter() - t0)
