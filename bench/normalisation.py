@@ -23,6 +23,9 @@ from chorus.normtable import TABLE_DIR, Score, load, score
 from workers.normalize_en import normalize_en
 from workers.normalize_zh import normalize_zh
 
+SENTENCE_SETS = {
+    lang: TABLE_DIR.parent / "intelligibility" / f"{name}.tsv" for lang, name in (("zh", "zh_hard"), ("en", "en"))
+}
 READERS: dict[str, tuple[str, Callable[[str], str]]] = {
     "zh": ("workers.normalize_zh", normalize_zh),
     "en": ("workers.normalize_en", normalize_en),
@@ -67,6 +70,14 @@ def main() -> None:
         result = score(rows, read)
         report(lang, name, result, cost_ms(read, [r.text for r in rows], args.reps), args.misses)
         floor[lang] = dict(sorted(result.strict.items()))
+    # whole sentences, as a worker gets them: the intelligibility sets (hard Mandarin, English)
+    for lang, (_, read) in READERS.items():
+        table = SENTENCE_SETS[lang]
+        texts = [line.split("\t")[1] for line in table.read_text(encoding="utf-8").splitlines() if line[:1] not in "#"]
+        ms = cost_ms(read, texts, args.reps)
+        chars = sum(map(len, texts)) / len(texts)
+        print(f"== {lang}: {len(texts)} sentences of {table.name} (mean {chars:.0f} characters): "
+              f"p50 {pct(ms, 50):.3f} ms  p99 {pct(ms, 99):.3f} ms  max {max(ms):.3f} ms per sentence")  # fmt: skip
     if args.write_floor:
         path = TABLE_DIR / "floor.json"
         path.write_text(json.dumps(floor, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -238,6 +238,12 @@ def _version(m: re.Match[str]) -> str:
     return m.group(1) + "点".join(cardinal(part) for part in m.group(2).split("."))
 
 
+@_rule(r"(?<![\d.])([12]\d{3})(?:年|-|/)(0?[1-9]|1[0-2])(?:月|-|/)(0?[1-9]|[12]\d|3[01])([日号]?)(?![\d.])")
+def _full_date(m: re.Match[str]) -> str:  # 2024年3月5日, 2024-03-05, 2024/3/5 (the grammar takes 5 ms on one)
+    day = "号" if m.group(4) == "号" else "日"
+    return f"{read_digits(m.group(1))}年{cardinal(str(int(m.group(2))))}月{cardinal(str(int(m.group(3))))}{day}"
+
+
 @_rule(r"(?<![\d.])([12]\d{3})\.(0?[1-9]|1[0-2])\.(0?[1-9]|[12]\d|3[01])(?![\d.])")
 def _dotted_date(m: re.Match[str]) -> str:  # 2024.11.22
     return f"{m.group(1)}年{int(m.group(2))}月{int(m.group(3))}日"
@@ -345,6 +351,17 @@ def _clock_range(m: re.Match[str]) -> str:
     return f"{m.group(1)}到{m.group(2)}"
 
 
+@_rule(r"(?<![\d.:])([01]?\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?(?![\d:])")
+def _clock(m: re.Match[str]) -> str:  # 9:05 九点零五分, 8:00 八点, 12:30:45 … 四十五秒
+    hour, minute, second = int(m.group(1)), int(m.group(2)), m.group(3)
+    words = f"{cardinal(str(hour))}点"
+    if minute or second:
+        words += ("零" if minute < 10 else "") + cardinal(str(minute)) + "分"
+    if second:
+        words += cardinal(str(int(second))) + "秒"
+    return words
+
+
 @_rule(rf"(?<![\d.])([-+]?{_NUM})(%?)\s?(?:-|~|–|—)\s?(?=-?{_NUM}%)")
 def _percent_range(m: re.Match[str]) -> str:  # 3-5%, 3%-5%: the percent on both sides
     return f"{m.group(1)}%到"
@@ -386,7 +403,8 @@ _UNITS = {
     "g": "克", "t": "吨", "Hz": "赫兹", "kHz": "千赫", "MHz": "兆赫", "GHz": "吉赫", "V": "伏", "mV": "毫伏",
     "kV": "千伏", "W": "瓦", "kW": "千瓦", "kWh": "千瓦时", "mAh": "毫安时", "mA": "毫安", "kg": "公斤",
     "km/h": "公里每小时", "m/s": "米每秒", "km²": "平方公里", "min": "分钟", "h": "小时", "ms": "毫秒",
-    "dB": "分贝", "Mbps": "兆比特每秒",
+    "dB": "分贝", "Mbps": "兆比特每秒", "km": "公里", "cm": "厘米", "mm": "毫米", "nm": "纳米", "μm": "微米",
+    "ml": "毫升", "mg": "毫克", "m": "米", "L": "升",
 }  # fmt: skip
 """Units the grammar leaves in letters (not A or s: 5A级景区, iPhone 6s)."""
 _UNIT_NAMES = "|".join(sorted(_UNITS, key=len, reverse=True))
@@ -456,8 +474,11 @@ def retouch(text: str) -> str:
 # ----------------------------------------------------------------------------- the whole pass
 _CLAUSE = re.compile(r"([，。！？；、\n]|[,;!?](?=\s|$|\D))")
 _NEEDS_WFST = re.compile(r"[\dA-Za-z%‰℃℉°$¥€£+=×*/~:.\-]+")
-CONTEXT_CHARS = 3
-"""Characters either side of a number or symbol that the grammar sees with it."""
+CONTEXT_BEFORE = 1
+"""Characters before a number or symbol that the grammar sees with it (第)."""
+CONTEXT_AFTER = 2
+"""Characters after it (a unit or classifier: 公里, 小时, 个, 年). The grammar's cost grows steeply with
+Han context (3.14159 alone: 3.7 ms; with three characters before it: 9 ms), so no more than it needs."""
 
 
 def _pieces(clause: str) -> list[str]:
@@ -480,11 +501,13 @@ def _pieces(clause: str) -> list[str]:
 
 def _windows(clause: str) -> list[tuple[str, bool]]:
     """The clause as (text, needs the grammar) pieces: each span of digits and symbols with
-    :data:`CONTEXT_CHARS` characters either side (what the grammar looks at: 第, 年, 元, 公里 …);
+    :data:`CONTEXT_BEFORE` and :data:`CONTEXT_AFTER` characters around it (what the grammar looks at: 第, 年, 元, 公里 …);
     spans closer than that share one window. The rest passes through as it is."""
     spans: list[list[int]] = []
     for m in _NEEDS_WFST.finditer(clause):
-        start, end = max(0, m.start() - CONTEXT_CHARS), min(len(clause), m.end() + CONTEXT_CHARS)
+        if m.group(0).isalpha():
+            continue  # a Latin word alone (Google, iPhone): nothing for the grammar to read
+        start, end = max(0, m.start() - CONTEXT_BEFORE), min(len(clause), m.end() + CONTEXT_AFTER)
         if spans and start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], end)
         else:
