@@ -501,8 +501,8 @@ def _pieces(clause: str) -> list[str]:
 
 def _windows(clause: str) -> list[tuple[str, bool]]:
     """The clause as (text, needs the grammar) pieces: each span of digits and symbols with
-    :data:`CONTEXT_BEFORE` and :data:`CONTEXT_AFTER` characters around it (what the grammar looks at: 第, 年, 元, 公里 …);
-    spans closer than that share one window. The rest passes through as it is."""
+    :data:`CONTEXT_BEFORE` and :data:`CONTEXT_AFTER` characters around it (what the grammar looks
+    at: 第, 年, 元, 个 …); spans closer than that share one window. The rest passes through as it is."""
     spans: list[list[int]] = []
     for m in _NEEDS_WFST.finditer(clause):
         if m.group(0).isalpha():

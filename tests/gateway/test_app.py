@@ -38,7 +38,9 @@ def _decode(data: bytes, fmt: str) -> float:
     if fmt == "wav":
         with wave.open(io.BytesIO(data)) as w:  # our streaming header claims the maximum size
             return len(data[44:]) / 2 / w.getframerate()
-    container = av.open(io.BytesIO(data), format={"mp3": "mp3", "opus": "ogg", "flac": "flac", "aac": "aac"}[fmt])
+    container = av.open(
+        io.BytesIO(data), format={"mp3": "mp3", "opus": "ogg", "flac": "flac", "aac": "aac", "m4a": "mp4"}[fmt]
+    )
     samples, rate = 0, 1
     for frame in container.decode(audio=0):
         samples, rate = samples + frame.samples, frame.sample_rate
@@ -58,7 +60,7 @@ def test_openai_client_streams_speech_unmodified(stack: dict[str, object]) -> No
     assert {"tts-1", "kokoro"} <= models
 
 
-@pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3", "opus", "flac", "aac"])
+@pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3", "opus", "flac", "aac", "m4a"])
 def test_every_format_decodes_to_the_right_length(stack: dict[str, object], fmt: str) -> None:
     body = {"model": "tts-1", "input": TWO, "voice": "jm_kumo", "response_format": fmt}
     with httpx.stream(
