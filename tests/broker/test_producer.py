@@ -22,7 +22,7 @@ def test_enqueue_writes_metadata_segments_lanes_and_wakeup(r: redis.Redis, keys:
     res = Producer(r).enqueue(TEXT, tenant="acme")
     meta = r.hgetall(keys.request(res.request_id))
     assert meta[b"tenant"] == b"acme" and int(meta[b"segments"]) == res.segments == 2
-    assert meta[b"voice"] == b"jm_kumo" and meta[b"status"] == b"queued"
+    assert meta[b"voice"] == b"zm_yunxi" and meta[b"status"] == b"queued"
     rt = r.xrange(keys.queue("acme", "rt"))
     inter = r.xrange(keys.queue("acme", "interactive"))
     assert len(rt) == 1 and len(inter) == 1, "first segment goes to the rt lane"

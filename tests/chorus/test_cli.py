@@ -67,11 +67,11 @@ def test_models_keygen_sign_verify_revoke(
     assert pem.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
     kid = pem.stem
     assert kid in json.loads(ring.read_text())["keys"]
-    # a toy "kokoro 1.0.0" directory in the store, signed by the new key into $CHORUS_MANIFESTS
+    # a toy "kokoro 1.1.0" directory in the store, signed by the new key into $CHORUS_MANIFESTS
     store = tmp_path / "home" / "models" / "kokoro"
-    (store / "1.0.0").mkdir(parents=True)
-    (store / "1.0.0" / "model.onnx").write_bytes(b"weights")
-    (store / "1.0.0.installed.json").write_text("{}")
+    (store / "1.1.0").mkdir(parents=True)
+    (store / "1.1.0" / "model.onnx").write_bytes(b"weights")
+    (store / "1.1.0.installed.json").write_text("{}")
     assert (
         main(
             [
@@ -91,11 +91,11 @@ def test_models_keygen_sign_verify_revoke(
     capsys.readouterr()
     assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 0
     assert f"signed by {kid}" in capsys.readouterr().out
-    (store / "1.0.0" / "model.onnx").write_bytes(b"weightz")
+    (store / "1.1.0" / "model.onnx").write_bytes(b"weightz")
     assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 1
     out = capsys.readouterr().out
     assert "REFUSED" in out and "changed" in out
-    (store / "1.0.0" / "model.onnx").write_bytes(b"weights")
+    (store / "1.1.0" / "model.onnx").write_bytes(b"weights")
     assert main(["models", "revoke", kid, "--reason", "rotated", "--keyring", str(ring)]) == 0
     assert main(["models", "verify", "kokoro", "--keyring", str(ring)]) == 1
     assert "revoked (rotated)" in capsys.readouterr().out
@@ -147,14 +147,14 @@ def test_speak_and_enqueue_pick_each_segments_voice_by_its_language(
         base = ["-o", str(out), "--redis", redis_url, "--timeout", "20"]
         assert main(["speak", "你好。Hello world. 再见。", *base]) == 0
         printed = capsys.readouterr().out
-        assert "voices          jm_kumo, en_joe, jm_kumo" in printed, printed
+        assert "voices          zm_yunxi, en_joe, zm_yunxi" in printed, printed
         samples, rate = read_wav(out)
         assert rate == 24000 and abs(len(samples) / rate - 3 * TONE_S) < 0.03
         assert main(["speak", "Good morning.", *base]) == 0
         assert "voices          en_joe\n" in capsys.readouterr().out
         assert read_wav(out)[1] == 22050, "an English request is at the English voice's rate"
-        assert main(["speak", "你好。Hello world.", "--voice", "jm_kumo", *base]) == 0
-        assert "voices          jm_kumo x2\n" in capsys.readouterr().out
+        assert main(["speak", "你好。Hello world.", "--voice", "zm_yunxi", *base]) == 0
+        assert "voices          zm_yunxi x2\n" in capsys.readouterr().out
         assert main(["enqueue", "Hello there.", "--tenant", "cli", "--redis", redis_url]) == 0
         rid = capsys.readouterr().out.strip()
         assert r.hget(Keys().for_request(rid).request(rid), "voice") == b"en_joe"

@@ -84,7 +84,7 @@ MIXED = "你好。Hello world. 再见。"
 def test_no_voice_each_segment_gets_its_languages_default_from_the_hash(stack: str) -> None:
     client = Client.from_url(stack)
     req = client.enqueue(MIXED, tenant="acme")
-    assert req.voices == ("jm_kumo", "en_joe", "jm_kumo"), "the workers mark jm_kumo and en_joe as defaults"
+    assert req.voices == ("zm_yunxi", "en_joe", "zm_yunxi"), "the workers mark zm_yunxi and en_joe as defaults"
     frames = list(req.frames(timeout_s=20))
     assert {f.segment for f in frames} == {0, 1, 2} and {f.sample_rate for f in frames} == {req.sample_rate}
     assert client.enqueue("Hello there.", tenant="acme").voices == ("en_joe",)
@@ -97,7 +97,7 @@ def test_no_voice_for_a_language_the_workers_serve_not(stack: str) -> None:
     r = redis.Redis.from_url(stack)
     only_zh = {k: v for k, v in r.hgetall(Keys().voices()).items() if json.loads(v)["lang"] == "zh"}
     client = Client(r, voices=voices_from_hash(only_zh))
-    assert client.enqueue("你好。", tenant="acme").voices == ("jm_kumo",)
+    assert client.enqueue("你好。", tenant="acme").voices == ("zm_yunxi",)
     with pytest.raises(UnknownVoice) as err:
         client.enqueue(MIXED, tenant="acme")
     assert err.value.lang == "en" and "jm_kumo" in err.value.known
@@ -145,7 +145,7 @@ def test_async_client(stack: str) -> None:
         assert {f.segment for f in frames} == set(range(req.segments))
         assert (await req.wait(timeout_s=5)).status == RequestStatus.DONE
         mixed = await client.enqueue(MIXED, tenant="acme")  # no voice: one per segment's language
-        assert mixed.voices == ("jm_kumo", "en_joe", "jm_kumo")
+        assert mixed.voices == ("zm_yunxi", "en_joe", "zm_yunxi")
         assert (await mixed.wait(timeout_s=20)).status == RequestStatus.DONE
         other = await client.enqueue("一。" * 30, tenant="acme", voice="jm_kumo", priority="batch")
         assert await other.cancel() is True

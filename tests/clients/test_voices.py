@@ -160,7 +160,7 @@ def test_the_server_producer_chooses_from_the_catalog() -> None:
     assert table.for_lang("zh").name == catalog.default_voices["zh"]
     assert table.for_lang("en").name == catalog.default_voices["en"]
     req = server_prepare(MIXED, tenant="acme", keys=Keys(), catalog=catalog)
-    assert req.voices == ("jm_kumo", "en_joe", "jm_kumo") and req.sample_rate == 24000
+    assert req.voices == ("zm_yunxi", "en_joe", "zm_yunxi") and req.sample_rate == 24000
     english = server_prepare("Hello from chorus.", tenant="acme", keys=Keys(), catalog=catalog)
     assert english.voices == ("en_joe",) and english.sample_rate == 22050
     named = server_prepare(MIXED, tenant="acme", keys=Keys(), catalog=catalog, voice="jf_alpha")

@@ -85,7 +85,7 @@ def test_no_voice_reads_mandarin_with_kokoro_and_english_with_piper_at_24000_hz(
     out = tmp_path / "mixed.wav"
     with embedded_stack(both) as client:
         res = speak(client, MIXED, out)  # the `chorus speak` path, no voice
-        assert res.voices == ("jm_kumo", "en_joe", "jm_kumo") and res.sample_rate == 24000
+        assert res.voices == ("zm_yunxi", "en_joe", "zm_yunxi") and res.sample_rate == 24000
         samples, rate = read_wav(out)
         assert rate == 24000 and abs(len(samples) / rate - res.audio_s) < 0.01
         assert 1.0 < res.audio_s < 8.0, f"implausible duration {res.audio_s:.2f}s"

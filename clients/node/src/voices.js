@@ -7,6 +7,13 @@ import { UnknownVoiceError } from './errors.js';
 
 /** @type {Readonly<Record<string, {lang: string, sampleRate: number, model: string}>>} */
 export const VOICES = Object.freeze({
+  zm_yunxi: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zf_xiaobei: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zf_xiaoxiao: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zf_xiaoyi: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zm_yunjian: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zm_yunxia: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
+  zm_yunyang: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
   jm_kumo: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
   jf_alpha: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
   jf_gongitsune: Object.freeze({ lang: 'zh', sampleRate: 24000, model: 'kokoro' }),
@@ -16,7 +23,7 @@ export const VOICES = Object.freeze({
 });
 
 /** The voice a segment gets when its request names none, per the segment's language. */
-export const DEFAULT_VOICES = Object.freeze({ zh: 'jm_kumo', en: 'en_joe' });
+export const DEFAULT_VOICES = Object.freeze({ zh: 'zm_yunxi', en: 'en_joe' });
 
 /** How long a client trusts the voices hash it read (s): VOICES_TTL_S of the Python reference. */
 export const VOICES_TTL_S = 5;

@@ -190,11 +190,11 @@ describe('enqueue and listen', () => {
   test('no voice: each segment gets the default voice of its language (table and voices hash)', async () => {
     const fromRedis = new ChorusClient(raw, { voices: 'redis' });
     const table = await fromRedis.voiceTable();
-    assert.equal(table.defaultVoices.zh, 'jm_kumo'); // the worker marks the catalog's defaults
+    assert.equal(table.defaultVoices.zh, 'zm_yunxi'); // the worker marks the catalog's defaults
     assert.equal(table.defaultVoices.en, 'en_joe');
     for (const c of [client, fromRedis]) {
       const handle = await c.enqueue('你好。Hello world. 再见。', { tenant: 'acme' });
-      assert.deepEqual(handle.voices, ['jm_kumo', 'en_joe', 'jm_kumo']);
+      assert.deepEqual(handle.voices, ['zm_yunxi', 'en_joe', 'zm_yunxi']);
       assert.equal(handle.sampleRate, 24000);
       const { frames, error } = await drain(c.frames(handle.requestId, { timeoutS: 30 }));
       assert.equal(error, null);

@@ -208,13 +208,13 @@ describe('voices by language', () => {
 
   test('no voice: the default voice of each segment\'s language, one sample rate', () => {
     const req = prepare('你好。Hello world. 再见。', base);
-    assert.deepEqual(req.voices, ['jm_kumo', 'en_joe', 'jm_kumo']);
+    assert.deepEqual(req.voices, ['zm_yunxi', 'en_joe', 'zm_yunxi']);
     assert.equal(req.sampleRate, 24000);
-    assert.equal(req.args[2], 'jm_kumo');
+    assert.equal(req.args[2], 'zm_yunxi');
     assert.deepEqual(decodeFrame(req.header).sampleRate, 24000);
     assert.deepEqual(
       payloads(req).map((j) => [j.voice, j.lang, j.sampleRate]),
-      [['jm_kumo', 'zh', null], ['en_joe', 'en', 24000], ['jm_kumo', 'zh', null]],
+      [['zm_yunxi', 'zh', null], ['en_joe', 'en', 24000], ['zm_yunxi', 'zh', null]],
     );
     const en = prepare('Good morning. 早上好。', base);
     assert.equal(en.sampleRate, 22050);
