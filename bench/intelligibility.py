@@ -442,6 +442,7 @@ def summarise(name: str, lang: str, voice: str, rows: list[Scored], seconds: flo
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
         "overall": round(rate(rows), 4),
+        "overall_capped": round(sum(min(r.cer, 1.0) * r.units for r in rows) / max(1, sum(r.units for r in rows)), 4),
         "units": sum(r.units for r in rows),
         "categories": {c: {"rate": round(rate(v), 4), "sentences": len(v)} for c, v in cats.items()},
         "values": _values(lang, rows),
@@ -480,6 +481,8 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None, worst: int) 
     metric, unit = result["metric"], "characters" if result["lang"] == "zh" else "words"
     print(f"\n== set {result['set']}: {metric} (voice {result['voice']}, {result['asr']}) ==")
     print(f"overall {metric} {result['overall']:.1%} over {result['units']} {unit}, {result['seconds']:.0f} s")
+    if "overall_capped" in result:  # an ASR repetition loop can add hundreds of insertions to one sentence
+        print(f"  with each sentence's errors capped at its length: {result['overall_capped']:.1%}")
     before = baseline["categories"] if baseline else {}
     for cat, v in result["categories"].items():
         was = f"  (was {before[cat]['rate']:.1%})" if cat in before else ""
