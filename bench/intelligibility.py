@@ -75,6 +75,8 @@ SETS = ("hard", "easy", "en", "tn-zh", "tn-en")
 NO_REPEAT_NGRAM = 5
 """Whisper's no_repeat_ngram_size: a guard against repetition loops (once seen writing 500 零 for one phone
 number). On the hard set with zm_yunxi it changed that one sentence and no other; 0 turns it off."""
+_no_repeat_ngram = NO_REPEAT_NGRAM
+"""What this run decodes with (``--no-repeat-ngram``)."""
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,7 @@ def transcribe(wav: Path, lang: str) -> str:
         condition_on_previous_text=False,
         initial_prompt=PROMPT[lang],
         vad_filter=False,
-        no_repeat_ngram_size=NO_REPEAT_NGRAM,
+        no_repeat_ngram_size=_no_repeat_ngram,
     )
     return "".join(s.text for s in segments).strip()
 
@@ -531,8 +533,8 @@ def main() -> None:
         "--no-repeat-ngram", type=int, default=NO_REPEAT_NGRAM, help="Whisper's no_repeat_ngram_size (0: off)"
     )
     args = ap.parse_args()
-    global NO_REPEAT_NGRAM
-    NO_REPEAT_NGRAM = args.no_repeat_ngram
+    global _no_repeat_ngram
+    _no_repeat_ngram = args.no_repeat_ngram
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.save_as and args.which == "all":
