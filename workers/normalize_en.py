@@ -22,12 +22,11 @@ grammar (its cost grows with its input); plain English passes through as it is.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-from collections.abc import Callable
 from functools import lru_cache
 
-from workers.grammars import Grammar, load_en
+from workers.grammars import load_en
+from workers.tn_rules import LazyGrammar, Rewrite, Rules, fold_table
 
 __all__ = ["CONTEXT_WORDS", "cardinal", "load_grammar", "normalize_en", "retouch", "rewrite", "year_words"]
 
@@ -36,22 +35,12 @@ CONTEXT_WORDS = 2
 MAX_WFST_WORDS = 12
 """Longest run of words handed to the grammar at once."""
 
-_grammar: Grammar | None = None
-_lock = threading.Lock()
+_GRAMMAR = LazyGrammar(load_en)
 
 
 def load_grammar() -> None:
     """Load the grammar now (a frontend does it at start-up), not at the first number."""
-    _wfst()
-
-
-def _wfst() -> Grammar:
-    global _grammar
-    if _grammar is None:
-        with _lock:
-            if _grammar is None:
-                _grammar = load_en()
-    return _grammar
+    _GRAMMAR.get()
 
 
 _ONES = "zero one two three four five six seven eight nine".split()
@@ -119,12 +108,7 @@ def _plural(words: str) -> str:
 
 # ----------------------------------------------------------------------------- folding
 def _build_fold() -> dict[int, str]:
-    table: dict[int, str] = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
-    table.update({0x3000: " ", 0x2212: "-", 0xFFE5: "¥", 0xFFE0: "¢", 0xFFE1: "£"})
-    for start, first, count in ((0x2460, 1, 20), (0x2474, 1, 20), (0x2488, 1, 20), (0x2776, 1, 10), (0x2780, 1, 10),
-                                (0x278A, 1, 10), (0x24EB, 11, 10), (0x24F5, 1, 10)):  # fmt: skip
-        for i in range(count):
-            table[start + i] = f" {first + i} "
+    table = fold_table()
     table.update({0xBD: " one half ", 0xBC: " one quarter ", 0xBE: " three quarters ", 0x2153: " one third ",
                   0x2154: " two thirds ", 0x215B: " one eighth "})  # fmt: skip
     return table
@@ -133,18 +117,8 @@ def _build_fold() -> dict[int, str]:
 _FOLD = _build_fold()
 
 # ----------------------------------------------------------------------------- rules
-Rewrite = Callable[[re.Match[str]], str]
-_RULES: list[tuple[re.Pattern[str], Rewrite]] = []
-
-
-def _rule(pattern: str, flags: int = 0) -> Callable[[Rewrite], Rewrite]:
-    """Register a rewrite: rules run in the order they are written in this module."""
-
-    def register(fn: Rewrite) -> Rewrite:
-        _RULES.append((re.compile(pattern, flags), fn))
-        return fn
-
-    return register
+_RULES = Rules()
+_rule = _RULES.rule
 
 
 def _fixed(words: str) -> Rewrite:
@@ -161,7 +135,7 @@ _ABBREVIATIONS = {
     r"\bLt\.": "Lieutenant", r"\bGov\.": "Governor", r"\bSen\.": "Senator", r"\bRep\.": "Representative",
 }  # fmt: skip
 for _pattern, _words in _ABBREVIATIONS.items():
-    _RULES.append((re.compile(_pattern), _fixed(_words)))
+    _RULES.add(_pattern, _fixed(_words))
 
 
 @_rule(r"\b(St|Dr)\.(?=\s+[A-Z])")
@@ -504,9 +478,7 @@ def _number(m: re.Match[str]) -> str:  # what is left: a cardinal or a decimal
 
 def rewrite(text: str) -> str:
     """Chorus's rules, in order, on folded text."""
-    for pattern, fn in _RULES:
-        text = pattern.sub(fn, text)
-    return text
+    return _RULES.apply(text)
 
 
 # ----------------------------------------------------------------------------- after the grammar
@@ -575,5 +547,5 @@ def normalize_en(text: str) -> str:
     text = re.sub(r"[ \t]+", " ", rewrite(text)).strip()
     out = []
     for piece, needs in _windows(text):
-        out.append(retouch(_wfst().normalize(piece)) if needs else piece)
+        out.append(retouch(_GRAMMAR.normalize(piece)) if needs else piece)
     return " ".join(p for p in out if p)

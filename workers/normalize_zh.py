@@ -35,11 +35,11 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
 from functools import lru_cache
 
 from shared.text import HAN
-from workers.grammars import Grammar, load_zh
+from workers.grammars import load_zh
+from workers.tn_rules import LazyGrammar, Rules, fold_table
 
 __all__ = [
     "MAX_FRACTION_DIGITS",
@@ -64,22 +64,12 @@ MAX_WFST_CHARS = 48
 _DIGITS = "零一二三四五六七八九"
 _HAN_DIGIT = "零一二三四五六七八九十百千万亿两"
 
-_grammar: Grammar | None = None
-_grammar_lock = threading.Lock()
+_GRAMMAR = LazyGrammar(load_zh)
 
 
 def load_grammar() -> None:
     """Load the grammar now (a frontend does it at start-up), not at the first number."""
-    _wfst()
-
-
-def _wfst() -> Grammar:
-    global _grammar
-    if _grammar is None:
-        with _grammar_lock:
-            if _grammar is None:
-                _grammar = load_zh()
-    return _grammar
+    _GRAMMAR.get()
 
 
 def read_digits(digits: str, *, yao: bool = False) -> str:
@@ -161,20 +151,9 @@ def cardinal(number: str) -> str:
 
 # ----------------------------------------------------------------------------- folding
 def _build_fold() -> dict[int, str]:
-    table: dict[int, str] = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}  # full-width ASCII
-    table.update({0x3000: " ", 0x2212: "-", 0xFFE5: "¥", 0xFFE0: "¢", 0xFFE1: "£", 0x301C: "~", 0x2215: "/"})
-    for start, first, count in (
-        (0x2460, 1, 20),  # ① … ⑳
-        (0x2474, 1, 20),  # ⑴ … ⒇
-        (0x2488, 1, 20),  # ⒈ … ⒛
-        (0x2776, 1, 10),  # ❶ … ❿
-        (0x2780, 1, 10),  # ➀ … ➉
-        (0x278A, 1, 10),  # ➊ … ➓
-        (0x24EB, 11, 10),  # ⓫ … ⓴
-        (0x24F5, 1, 10),  # ⓵ … ⓾
-        (0x3251, 21, 15),  # ㉑ … ㉟
-        (0x32B1, 36, 15),  # ㊱ … ㊿
-    ):
+    table = fold_table()
+    table.update({0x301C: "~", 0x2215: "/"})
+    for start, first, count in ((0x3251, 21, 15), (0x32B1, 36, 15)):  # ㉑ … ㉟, ㊱ … ㊿
         for i in range(count):
             table[start + i] = f" {first + i} "
     table[0x24EA] = table[0x24FF] = " 0 "
@@ -230,18 +209,8 @@ _NUM = r"\d+(?:\.\d+)?"
 _PHONE_WORDS = ["电话", "手机", "号码", "热线", "拨打", "致电", "呼叫", "客服", "验证码", "密码", "编号", "工号"]
 _PHONE_WORDS += ["学号", "邮编", "尾号", "车牌", "账号", "卡号", "单号", "房号", "门牌", "分机", "传真"]
 _PHONE_CONTEXT = "|".join(_PHONE_WORDS)
-Rewrite = Callable[[re.Match[str]], str]
-_RULES: list[tuple[re.Pattern[str], Rewrite]] = []
-
-
-def _rule(pattern: str, flags: int = 0) -> Callable[[Rewrite], Rewrite]:
-    """Register a rewrite: rules run in the order they are written in this module."""
-
-    def register(fn: Rewrite) -> Rewrite:
-        _RULES.append((re.compile(pattern, flags), fn))
-        return fn
-
-    return register
+_RULES = Rules()
+_rule = _RULES.rule
 
 
 def _groups(*parts: str) -> str:
@@ -253,7 +222,7 @@ def _thousands(m: re.Match[str]) -> str:
     return m.group(1).replace(",", "")
 
 
-@_rule(r"(?<![\d.])(\d{17,})(?:\.(\d+))?|(?<![\d.])(\d+)\.(\d{17,})")
+@_rule(rf"(?<![\d.])(\d{{{MAX_PLACE_DIGITS + 1},}})(?:\.(\d+))?|(?<![\d.])(\d+)\.(\d{{{MAX_FRACTION_DIGITS + 1},}})")
 def _long_number(m: re.Match[str]) -> str:
     whole, fraction = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
     words = read_digits(whole) if len(whole) > MAX_PLACE_DIGITS else cardinal(whole)
@@ -503,12 +472,9 @@ def _roman(m: re.Match[str]) -> str:
     return str(total)
 
 
-_CURRENCY_WORDS = {"¥": "元", "$": "美元", "€": "欧元", "£": "英镑"}
-
-
 @_rule(rf"([¥$€£])\s?({_NUM})")
 def _money(m: re.Match[str]) -> str:
-    return cardinal(m.group(2)) + _CURRENCY_WORDS[m.group(1)]
+    return cardinal(m.group(2)) + _CURRENCY[m.group(1)]
 
 
 @_rule(r"(?<![\d.])(\d0)(?=后)")
@@ -556,9 +522,7 @@ def _plain_number(m: re.Match[str]) -> str:
 def rewrite(text: str) -> str:
     """Chorus's rules, in order, on folded text: what the grammar reads wrong, written the way it reads right
     (or already in words)."""
-    for pattern, fn in _RULES:
-        text = pattern.sub(fn, text)
-    return text
+    return _RULES.apply(text)
 
 
 # ----------------------------------------------------------------------------- after the grammar
@@ -641,5 +605,5 @@ def normalize_zh(text: str) -> str:
     out: list[str] = []
     for clause in _CLAUSE.split(text):
         for piece, needs in _windows(clause):
-            out.append(_wfst().normalize(piece) if needs else piece)
+            out.append(_GRAMMAR.normalize(piece) if needs else piece)
     return retouch("".join(out))

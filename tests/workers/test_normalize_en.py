@@ -59,7 +59,7 @@ def test_phone_groups_are_separated_by_pauses() -> None:
 def test_the_grammars_address_rule_does_not_cut_words() -> None:
     # WeTextProcessing 1.2.0 expands "Dr" inside an address with no word boundary:
     # "12 Oak Driveway" -> "twelve Oak Drive iveway". chorus puts the word back.
-    assert tn._wfst().normalize("12 Oak Driveway").endswith("Drive iveway")  # the upstream bug, still there
+    assert tn._GRAMMAR.normalize("12 Oak Driveway").endswith("Drive iveway")  # the upstream bug, still there
     assert _plain(normalize_en("12 Oak Driveway")) == "twelve oak driveway"
     assert _plain(normalize_en("lives at 12 Oak Dr.")) == "lives at twelve oak drive"
 
@@ -86,7 +86,7 @@ def test_plain_english_never_reaches_the_grammar(monkeypatch: pytest.MonkeyPatch
             calls.append(piece)
             return piece
 
-    monkeypatch.setattr(tn, "_grammar", Recording())
+    monkeypatch.setattr(tn._GRAMMAR, "grammar", Recording())
     assert normalize_en("Hello, world! It is a fine day.") == "Hello, world! It is a fine day."
     assert normalize_en("I have 3 apples and 12 pears.") == "I have three apples and twelve pears."
     assert not calls, "the rules read these; the grammar is only for what they leave"

@@ -108,7 +108,7 @@ def test_read_digits() -> None:
 )
 def test_long_input_reaches_the_grammar_in_short_pieces(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Linear: the grammar's cost grows with its input, so no piece handed to it is long."""
-    grammar = tn._wfst()
+    grammar = tn._GRAMMAR.get()
     longest = 0
 
     class Recording:
@@ -117,7 +117,7 @@ def test_long_input_reaches_the_grammar_in_short_pieces(text: str, monkeypatch: 
             longest = max(longest, len(piece))
             return grammar.normalize(piece)
 
-    monkeypatch.setattr(tn, "_grammar", Recording())
+    monkeypatch.setattr(tn._GRAMMAR, "grammar", Recording())
     tn.cardinal.cache_clear()
     out = normalize_zh(text)
     assert longest <= MAX_WFST_CHARS
