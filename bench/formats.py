@@ -32,6 +32,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from chorus.testing import speech_like
 from gateway.encode import FORMATS, encode_whole, make_encoder
 
 RATES = (24_000, 22_050)
@@ -40,16 +41,6 @@ FRAME_S = 0.1  # the workers' frames
 _DEMUXERS = {"aac": "aac", "pcm": None}
 Signal = npt.NDArray[np.float64]
 Pcm = npt.NDArray[np.int16]
-
-
-def voice(rate: int, seconds: float, seed: int) -> Pcm:
-    """Speech-like PCM16: harmonics on a gliding pitch, a syllable-rate envelope, a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(rate * seconds)) / rate
-    phase = 2 * np.pi * np.cumsum(120 + 60 * np.sin(2 * np.pi * 0.7 * t + seed)) / rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))
-    return np.asarray(harmonics * envelope * 6000 + rng.normal(0, 300, t.size)).astype(np.int16)
 
 
 def recorded(path: Path, rate: int) -> list[Pcm]:
@@ -222,7 +213,7 @@ def main() -> None:
     parser.add_argument("--browser", action="store_true", help="also play and decode every file in Chromium")
     args = parser.parse_args()
     for rate in RATES:
-        segments = recorded(args.wav, rate) if args.wav else [voice(rate, s, i) for i, s in enumerate(SEGMENTS_S)]
+        segments = recorded(args.wav, rate) if args.wav else [speech_like(rate, s, i) for i, s in enumerate(SEGMENTS_S)]
         files = table(rate, segments)
         if args.browser:
             browser_table(files, rate, sum(len(s) for s in segments))

@@ -62,6 +62,7 @@ __all__ = [
     "run_paced_worker",
     "run_worker",
     "sleep_engine",
+    "speech_like",
     "start_worker",
     "start_workers",
     "stop_processes",
@@ -257,6 +258,17 @@ def wait_for_workers(
 
 
 # -- audio ----------------------------------------------------------------------------------
+
+
+def speech_like(rate: int, seconds: float, seed: int) -> npt.NDArray[np.int16]:
+    """Speech-like PCM16 [rate * seconds] at ``rate`` Hz: harmonics on a gliding pitch, a syllable-rate
+    envelope, a little noise. Not periodic, so a correlation finds one offset (codec tests and benches)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    phase = 2 * np.pi * np.cumsum(120 + 60 * np.sin(2 * np.pi * 0.7 * t + seed)) / rate
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))
+    return np.asarray(harmonics * envelope * 6000 + rng.normal(0, 300, t.size)).astype(np.int16)
 
 
 def read_wav(path: str | Path) -> tuple[npt.NDArray[np.int16], int]:

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from chorus.testing import speech_like
 from gateway.encode import CONTENT_TYPES, FORMATS, encode_whole, make_encoder
 from gateway.http import HttpError, audio_format
 
@@ -39,17 +40,6 @@ MP3_DELAY = 576 + 529
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")  # OpenAI's response_format values
 Pcm = npt.NDArray[np.int16]
 Signal = npt.NDArray[np.float64]
-
-
-def voice(rate: int, seconds: float, seed: int) -> Pcm:
-    """Speech-like PCM16: a harmonic series on a gliding pitch, syllable-rate envelope, some noise.
-    Not periodic, so a correlation finds one offset."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(rate * seconds)) / rate
-    phase = 2 * np.pi * np.cumsum(120 + 60 * np.sin(2 * np.pi * 0.7 * t + seed)) / rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))
-    return np.asarray(harmonics * envelope * 6000 + rng.normal(0, 300, t.size)).astype(np.int16)
 
 
 def frames_of(segment: Pcm, rate: int) -> list[bytes]:
@@ -113,7 +103,7 @@ def edit_list(data: bytes) -> list[tuple[int, int]]:
 
 
 def request(rate: int) -> list[Pcm]:
-    return [voice(rate, s, i) for i, s in enumerate(SEGMENTS_S)]
+    return [speech_like(rate, s, i) for i, s in enumerate(SEGMENTS_S)]
 
 
 @pytest.mark.parametrize("rate", RATES)
