@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +135,16 @@ class Signer:
         path = self.manifests / manifest_name(manifest.model, manifest.version)
         path.write_text(json.dumps(sign_manifest(manifest, key or self.key)))
         return path
+
+
+def growth(read: Callable[[str], object], unit: str, small: int = 4, large: int = 40) -> float:
+    """How many times longer ``read`` takes on ``unit * large`` than on ``unit * small`` (best of three each,
+    after one warm call): about ``large / small`` when linear. A ratio in one run, not a timing."""
+
+    def cost(n: int) -> float:
+        t0 = time.perf_counter()
+        read(unit * n)
+        return time.perf_counter() - t0
+
+    cost(2)
+    return min(cost(large) for _ in range(3)) / min(cost(small) for _ in range(3))

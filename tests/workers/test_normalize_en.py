@@ -5,11 +5,11 @@ runs whole in test_normalisation_table)."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 import workers.normalize_en as tn
+from tests.helpers import growth
 from workers.normalize_en import cardinal, normalize_en, ordinal, year_words
 
 
@@ -95,13 +95,4 @@ def test_plain_english_never_reaches_the_grammar(monkeypatch: pytest.MonkeyPatch
 def test_long_input_is_linear() -> None:
     """Ten times the text costs about ten times as much (a ratio in one run, not a timing)."""
     unit = "On Nov. 22, 2024 Dr. Brown paid $7667.47 for 3-5 kg at 3:15 p.m., up 3.5% since the 1990s. "
-
-    def cost(n: int) -> float:
-        t0 = time.perf_counter()
-        normalize_en(unit * n)
-        return time.perf_counter() - t0
-
-    cost(2)
-    small = min(cost(4) for _ in range(3))
-    large = min(cost(40) for _ in range(3))
-    assert large / small < 25
+    assert growth(normalize_en, unit) < 25

@@ -7,11 +7,11 @@ cases pin the rules one by one, with the reading a listener expects.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 import workers.normalize_zh as tn
+from tests.helpers import growth
 from workers.normalize_zh import MAX_WFST_CHARS, fold, normalize_zh, read_digits
 
 PI_DIGITS = "1415926535"
@@ -127,13 +127,4 @@ def test_long_input_reaches_the_grammar_in_short_pieces(text: str, monkeypatch: 
 def test_cost_grows_linearly_with_length() -> None:
     """Ten times the text costs about ten times as much, not a hundred (a ratio in one run, not a timing)."""
     unit = "会议在2024年3月5日下午3:05开始，预算¥1,299，增长3-5%。"
-
-    def cost(n: int) -> float:
-        t0 = time.perf_counter()
-        normalize_zh(unit * n)
-        return time.perf_counter() - t0
-
-    cost(2)
-    small = min(cost(4) for _ in range(3))
-    large = min(cost(40) for _ in range(3))
-    assert large / small < 25
+    assert growth(normalize_zh, unit) < 25
