@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import itertools
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,12 +25,12 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from gateway.encode import FORMATS
+from tests.gateway.browser import gateway_page
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TWO = "你好，世界！今天天气很好。"  # two segments of 0.6 s (six 100 ms frames each: see conftest.py)
 AUDIO_S = 1.2
 
@@ -67,20 +66,8 @@ RENDER = """async ({ b64, cuts, rate, deviceRate }) => {
 @pytest.fixture(scope="module")
 def page(stack: dict[str, object]) -> Iterator[Page]:
     """The gateway's page in headless Chromium, autoplay allowed."""
-    assert shutil.which("chromium"), "Debian's chromium is missing (bin/test installs it: apt-get install chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]
-        )
-        try:
-            tab = browser.new_page()
-            errors: list[str] = []
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            tab.goto(str(stack["base"]) + "/")
-            yield tab
-            assert not errors, errors
-        finally:
-            browser.close()
+    with gateway_page(str(stack["base"])) as tab:
+        yield tab
 
 
 def sweep(rate: int, seconds: float) -> npt.NDArray[np.int16]:

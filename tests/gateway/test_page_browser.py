@@ -5,44 +5,29 @@ What the page's playback sounds like is measured in test_page_audio.py."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from playwright.sync_api import sync_playwright
+
+from tests.gateway.browser import gateway_page
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def test_page_plays_the_stream(stack: dict[str, object]) -> None:
-    # No skip: bin/test installs Debian's chromium; without it this fails and says so.
-    assert shutil.which("chromium"), "Debian's chromium is missing (bin/test installs it: apt-get install chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]
+    with gateway_page(str(stack["base"])) as page:
+        page.fill("#key", str(stack["a"]))
+        page.dispatch_event("#key", "change")
+        page.wait_for_function("document.querySelectorAll('#voice option').length > 1", timeout=10_000)
+        page.click("#speak")
+        page.wait_for_function(
+            "window.chorusReport.state === 'done' || window.chorusReport.state === 'failed'", timeout=30_000
         )
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(str(stack["base"]) + "/")
-            page.fill("#key", str(stack["a"]))
-            page.dispatch_event("#key", "change")
-            page.wait_for_function("document.querySelectorAll('#voice option').length > 1", timeout=10_000)
-            page.click("#speak")
-            page.wait_for_function(
-                "window.chorusReport.state === 'done' || window.chorusReport.state === 'failed'", timeout=30_000
-            )
-            report = page.evaluate("window.chorusReport")
-            assert report["state"] == "done", report
-            assert report["frames"] > 0 and report["ttfaMs"] > 0
-            assert abs(report["playedSeconds"] - 1.2) < 0.05, report  # two segments of 0.6 s
-            # played at the stream's own rate: nothing in the page resamples (tests/gateway/test_page_audio.py)
-            assert report["sampleRate"] == report["contextRate"] == 24_000, report
-            start = page.evaluate("window.chorusAudioClock()")
-            page.wait_for_timeout(1500)
-            assert page.evaluate("window.chorusAudioClock()") - start > 1.0, "the audio clock runs: audio renders"
-            assert "first audio after" in page.inner_text("#status")
-            assert not errors, errors
-        finally:
-            browser.close()
+        report = page.evaluate("window.chorusReport")
+        assert report["state"] == "done", report
+        assert report["frames"] > 0 and report["ttfaMs"] > 0
+        assert abs(report["playedSeconds"] - 1.2) < 0.05, report  # two segments of 0.6 s
+        # played at the stream's own rate: nothing in the page resamples (tests/gateway/test_page_audio.py)
+        assert report["sampleRate"] == report["contextRate"] == 24_000, report
+        start = page.evaluate("window.chorusAudioClock()")
+        page.wait_for_timeout(1500)
+        assert page.evaluate("window.chorusAudioClock()") - start > 1.0, "the audio clock runs: audio renders"
+        assert "first audio after" in page.inner_text("#status")
